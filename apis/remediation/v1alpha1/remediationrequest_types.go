@@ -1,0 +1,189 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Phase is the stage of a remediation, set by the remediation controller.
+// +kubebuilder:validation:Enum=Pending;Processing;Analyzing;Executing;Verifying;Completed;Failed;TimedOut;Skipped;Cancelled
+type Phase string
+
+// Phases of a RemediationRequest. Completed, Failed, TimedOut, Skipped and
+// Cancelled are terminal; every other phase, and no phase, is active.
+const (
+	PhasePending    Phase = "Pending"
+	PhaseProcessing Phase = "Processing"
+	PhaseAnalyzing  Phase = "Analyzing"
+	PhaseExecuting  Phase = "Executing"
+	PhaseVerifying  Phase = "Verifying"
+	PhaseCompleted  Phase = "Completed"
+	PhaseFailed     Phase = "Failed"
+	PhaseTimedOut   Phase = "TimedOut"
+	PhaseSkipped    Phase = "Skipped"
+	PhaseCancelled  Phase = "Cancelled"
+)
+
+// IsTerminal reports whether a RemediationRequest in phase p is finished for
+// good: the API server refuses to move it to any other phase.
+func (p Phase) IsTerminal() bool {
+	switch p {
+	case PhaseCompleted, PhaseFailed, PhaseTimedOut, PhaseSkipped, PhaseCancelled:
+		return true
+	}
+	return false
+}
+
+// RemediationRequest is one problem, identified by its signal fingerprint,
+// that a remediation controller works through. signal-apiserver creates it
+// for the first firing signal of a fingerprint and counts every later one in
+// status.deduplication.
+//
+// +genclient
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Namespaced,shortName=rr,categories=remediation
+// +kubebuilder:selectablefield:JSONPath=`.spec.signalFingerprint`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.overallPhase`
+// +kubebuilder:printcolumn:name="Target Kind",type=string,JSONPath=`.spec.targetResource.kind`
+// +kubebuilder:printcolumn:name="Target",type=string,JSONPath=`.spec.targetResource.name`
+// +kubebuilder:printcolumn:name="Occurrences",type=integer,JSONPath=`.status.deduplication.occurrenceCount`
+// +kubebuilder:printcolumn:name="Last Seen",type=date,JSONPath=`.status.deduplication.lastSeenAt`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+type RemediationRequest struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec describes the signal that opened this remediation. It never changes.
+	// +required
+	Spec RemediationRequestSpec `json:"spec"`
+
+	// status is written by signal-apiserver (deduplication) and by the
+	// remediation controller (overallPhase, conditions).
+	// +optional
+	Status RemediationRequestStatus `json:"status,omitempty"`
+}
+
+// RemediationRequestSpec is the signal that opened a RemediationRequest.
+// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable"
+type RemediationRequestSpec struct {
+	// signalFingerprint identifies the problem: lowercase hex SHA-256, see
+	// docs/dedup.md. Signals with the same fingerprint and namespace are
+	// counted on one active RemediationRequest.
+	// +required
+	// +kubebuilder:validation:Pattern=`^[0-9a-f]{64}$`
+	SignalFingerprint string `json:"signalFingerprint"`
+
+	// signalName is the alert name or event reason of the first signal.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	SignalName string `json:"signalName"`
+
+	// signalSource names the sender of the first signal, e.g. alertmanager.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	SignalSource string `json:"signalSource"`
+
+	// severity of the first signal, as its sender put it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Severity string `json:"severity,omitempty"`
+
+	// targetResource is the object the signal is about.
+	// +required
+	TargetResource ResourceReference `json:"targetResource"`
+
+	// signalLabels are the labels of the first signal.
+	// +optional
+	SignalLabels map[string]string `json:"signalLabels,omitempty"`
+
+	// signalAnnotations are the annotations of the first signal.
+	// +optional
+	SignalAnnotations map[string]string `json:"signalAnnotations,omitempty"`
+
+	// firingTime is when the first signal started firing, by its sender.
+	// +required
+	FiringTime metav1.Time `json:"firingTime"`
+
+	// receivedTime is when signal-apiserver received the first signal.
+	// +required
+	ReceivedTime metav1.Time `json:"receivedTime"`
+}
+
+// ResourceReference names a Kubernetes object.
+type ResourceReference struct {
+	// apiVersion of the object, e.g. apps/v1.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	APIVersion string `json:"apiVersion"`
+
+	// kind of the object, e.g. Deployment.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Kind string `json:"kind"`
+
+	// namespace of the object; empty for cluster-scoped kinds.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+
+	// name of the object.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+}
+
+// RemediationRequestStatus is the progress of a remediation and the count of
+// its signals.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.overallPhase) || !(oldSelf.overallPhase in ['Completed', 'Failed', 'TimedOut', 'Skipped', 'Cancelled']) || (has(self.overallPhase) && self.overallPhase == oldSelf.overallPhase)",message="a terminal overallPhase is final"
+type RemediationRequestStatus struct {
+	// overallPhase is set by the remediation controller. Empty means Pending.
+	// +optional
+	OverallPhase Phase `json:"overallPhase,omitempty"`
+
+	// deduplication counts the signals of this remediation.
+	// +optional
+	Deduplication *DeduplicationStatus `json:"deduplication,omitempty"`
+
+	// conditions are the observations of the remediation controller.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// DeduplicationStatus counts the firing signals that signal-apiserver
+// acknowledged for a RemediationRequest.
+// +kubebuilder:validation:XValidation:rule="self.occurrenceCount >= oldSelf.occurrenceCount",message="occurrenceCount never decreases"
+type DeduplicationStatus struct {
+	// firstSeenAt is when the first signal was received.
+	// +required
+	FirstSeenAt metav1.Time `json:"firstSeenAt"`
+
+	// lastSeenAt is when the latest counted signal was received.
+	// +required
+	LastSeenAt metav1.Time `json:"lastSeenAt"`
+
+	// occurrenceCount is the number of firing signals acknowledged for this
+	// RemediationRequest, the first one included.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	OccurrenceCount int64 `json:"occurrenceCount"`
+
+	// lastResolvedAt is when the latest Resolved signal was received.
+	// +optional
+	LastResolvedAt *metav1.Time `json:"lastResolvedAt,omitempty"`
+}
+
+// RemediationRequestList is a list of RemediationRequests.
+// +kubebuilder:object:root=true
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+type RemediationRequestList struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+
+	Items []RemediationRequest `json:"items"`
+}

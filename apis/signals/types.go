@@ -1,0 +1,48 @@
+package signals
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// SignalStatus says whether the problem a Signal reports is still there.
+type SignalStatus string
+
+// Signal statuses.
+const (
+	SignalStatusFiring   SignalStatus = "Firing"
+	SignalStatusResolved SignalStatus = "Resolved"
+)
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// Signal is one notification about a problem with an object. It is not
+// stored: creating it counts it on the active RemediationRequest of its
+// fingerprint, creating that RemediationRequest if there is none.
+type Signal struct {
+	metav1.TypeMeta
+	metav1.ObjectMeta
+
+	Spec SignalSpec
+}
+
+// SignalSpec is what a sender says about the problem.
+type SignalSpec struct {
+	Source      string
+	Name        string
+	Severity    string
+	Description string
+	Status      SignalStatus
+	Target      TargetReference
+	Labels      map[string]string
+	Annotations map[string]string
+	StartsAt    *metav1.Time
+	Fingerprint string
+}
+
+// TargetReference names the object a Signal is about.
+type TargetReference struct {
+	APIVersion string
+	Kind       string
+	Namespace  string
+	Name       string
+}

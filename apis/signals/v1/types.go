@@ -1,0 +1,104 @@
+package v1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// SignalStatus says whether the problem a Signal reports is still there.
+// +enum
+type SignalStatus string
+
+// Signal statuses.
+const (
+	// SignalStatusFiring means the problem is there; it is counted.
+	SignalStatusFiring SignalStatus = "Firing"
+	// SignalStatusResolved means the problem went away; it is never counted.
+	SignalStatusResolved SignalStatus = "Resolved"
+)
+
+// Signal is one notification about a problem with an object. Signals are not
+// stored: creating one counts it on the active RemediationRequest of its
+// fingerprint, creating that RemediationRequest if there is none, and
+// answers with that RemediationRequest.
+//
+// +genclient
+// +genclient:nonNamespaced
+// +genclient:skipVerbs=get,list,watch,create,update,patch,delete,deleteCollection,updateStatus,apply,applyStatus
+// +genclient:method=Create,verb=create,result=github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1.RemediationRequest
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+type Signal struct {
+	metav1.TypeMeta `json:",inline"`
+	// metadata is ignored: nothing of a Signal is stored.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the notification.
+	// +required
+	Spec SignalSpec `json:"spec"`
+}
+
+// SignalSpec is what a sender says about a problem.
+type SignalSpec struct {
+	// source names the sender, e.g. alertmanager, kubernetes-event, manual.
+	// +required
+	Source string `json:"source"`
+
+	// name is the alert name or event reason.
+	// +required
+	Name string `json:"name"`
+
+	// severity as the sender puts it, e.g. critical, warning.
+	// +optional
+	Severity string `json:"severity,omitempty"`
+
+	// description is free text for people.
+	// +optional
+	Description string `json:"description,omitempty"`
+
+	// status is Firing (the default) or Resolved. A Resolved signal is never
+	// counted and never creates a RemediationRequest.
+	// +optional
+	// +default="Firing"
+	Status SignalStatus `json:"status,omitempty"`
+
+	// target is the object the signal is about.
+	// +required
+	Target TargetReference `json:"target"`
+
+	// labels of the signal, e.g. the alert's labels.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+
+	// annotations of the signal, e.g. the alert's annotations.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+
+	// startsAt is when the problem started; the time received if unset.
+	// +optional
+	StartsAt *metav1.Time `json:"startsAt,omitempty"`
+
+	// fingerprint is a deduplication key chosen by the sender (1-255
+	// characters), like PagerDuty's dedup_key. Unset, the fingerprint is
+	// derived from the target. See docs/dedup.md.
+	// +optional
+	Fingerprint string `json:"fingerprint,omitempty"`
+}
+
+// TargetReference names the object a Signal is about.
+type TargetReference struct {
+	// apiVersion of the object, e.g. apps/v1.
+	// +required
+	APIVersion string `json:"apiVersion"`
+
+	// kind of the object, e.g. Deployment.
+	// +required
+	Kind string `json:"kind"`
+
+	// namespace of the object; required for namespaced kinds.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+
+	// name of the object.
+	// +required
+	Name string `json:"name"`
+}
