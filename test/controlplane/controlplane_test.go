@@ -1,0 +1,243 @@
+package controlplane
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apiextensions-apiserver/pkg/apihelpers"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsclientset "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+	aggregatorclientset "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+)
+
+// TestControlPlane runs the harness against a stub signal-apiserver
+// (testdata/stub-apiserver) that checks what the harness must get right: the
+// front-proxy set-up, the server's kubeconfig and RBAC, and registration.
+func TestControlPlane(t *testing.T) {
+	ctrllog.SetLogger(klog.NewKlogr())
+	repoRoot, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	binDir, err := FindBinDir(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stateDir, err := os.MkdirTemp("", "controlplane-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stub := filepath.Join(stateDir, "stub-apiserver")
+	if out, err := exec.Command("go", "build", "-o", stub, "./testdata/stub-apiserver").CombinedOutput(); err != nil {
+		t.Fatalf("building the stub server: %v\n%s", err, out)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	began := time.Now()
+	cp, err := Start(ctx, Options{BinDir: binDir, StateDir: stateDir, ServerBinary: stub, RepoRoot: repoRoot})
+	if err != nil {
+		t.Fatalf("Start: %v (state in %s)", err, stateDir)
+	}
+	t.Logf("Start took %s", time.Since(began).Round(time.Millisecond))
+	t.Cleanup(func() {
+		if err := cp.Stop(); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("logs and state kept in %s", stateDir)
+			return
+		}
+		_ = os.RemoveAll(stateDir)
+	})
+
+	admin := cp.RESTConfig()
+	core := kubernetes.NewForConfigOrDie(admin)
+
+	t.Run("CRDs are established", func(t *testing.T) {
+		crds := apiextensionsclientset.NewForConfigOrDie(admin).ApiextensionsV1().CustomResourceDefinitions()
+		crd, err := crds.Get(ctx, "remediationrequests.remediation.io", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !apihelpers.IsCRDConditionTrue(crd, apiextensionsv1.Established) {
+			t.Errorf("CRD %s is not Established: %+v", crd.Name, crd.Status.Conditions)
+		}
+	})
+
+	t.Run("kube-apiserver publishes the front-proxy settings", func(t *testing.T) {
+		cm, err := core.CoreV1().ConfigMaps("kube-system").Get(ctx, "extension-apiserver-authentication", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{
+			"requestheader-allowed-names":        `["front-proxy-client"]`,
+			"requestheader-username-headers":     `["X-Remote-User"]`,
+			"requestheader-group-headers":        `["X-Remote-Group"]`,
+			"requestheader-extra-headers-prefix": `["X-Remote-Extra-"]`,
+			"requestheader-uid-headers":          `["X-Remote-Uid"]`,
+			"requestheader-client-ca-file":       string(cp.pki.frontProxyCA.certPEM),
+		}
+		for key, value := range want {
+			if got := cm.Data[key]; got != value {
+				t.Errorf("%s = %q, want %q", key, got, value)
+			}
+		}
+	})
+
+	t.Run("signal-apiserver's RBAC is exactly artifacts/deploy/rbac.yaml", func(t *testing.T) {
+		for _, tc := range []struct {
+			attrs authorizationv1.ResourceAttributes
+			want  bool
+		}{
+			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Verb: "list"}, true},
+			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Verb: "watch"}, true},
+			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Verb: "get", Namespace: "default"}, true},
+			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Verb: "create", Namespace: "default"}, true},
+			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Subresource: "status", Verb: "update", Namespace: "default"}, true},
+			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Subresource: "status", Verb: "patch", Namespace: "default"}, true},
+			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Verb: "update", Namespace: "default"}, false},
+			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Verb: "patch", Namespace: "default"}, false},
+			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Verb: "delete", Namespace: "default"}, false},
+			{authorizationv1.ResourceAttributes{Group: "authentication.k8s.io", Resource: "tokenreviews", Verb: "create"}, true},
+			{authorizationv1.ResourceAttributes{Group: "authorization.k8s.io", Resource: "subjectaccessreviews", Verb: "create"}, true},
+			{authorizationv1.ResourceAttributes{Resource: "configmaps", Verb: "get", Namespace: "kube-system", Name: "extension-apiserver-authentication"}, true},
+			{authorizationv1.ResourceAttributes{Resource: "configmaps", Verb: "get", Namespace: "default"}, false},
+			{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "get", Namespace: "kube-system"}, false},
+			{authorizationv1.ResourceAttributes{Resource: "namespaces", Verb: "watch"}, true},
+			{authorizationv1.ResourceAttributes{Resource: "namespaces", Verb: "delete"}, false},
+			{authorizationv1.ResourceAttributes{Group: "admissionregistration.k8s.io", Resource: "validatingadmissionpolicies", Verb: "watch"}, true},
+			{authorizationv1.ResourceAttributes{Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations", Verb: "create"}, false},
+			{authorizationv1.ResourceAttributes{Group: "flowcontrol.apiserver.k8s.io", Resource: "flowschemas", Verb: "list"}, true},
+			{authorizationv1.ResourceAttributes{Group: "signals.remediation.io", Resource: "signals", Verb: "create"}, false},
+			{authorizationv1.ResourceAttributes{Resource: "pods", Verb: "list"}, false},
+		} {
+			sar, err := core.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+				Spec: authorizationv1.SubjectAccessReviewSpec{User: ServerUser, Groups: ServerGroups, ResourceAttributes: &tc.attrs},
+			}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sar.Status.Allowed != tc.want {
+				t.Errorf("%+v: allowed = %v, want %v", tc.attrs, sar.Status.Allowed, tc.want)
+			}
+		}
+	})
+
+	t.Run("artifacts/deploy passes a server-side dry run", func(t *testing.T) {
+		cmd := exec.Command(cp.KubectlPath(), "--kubeconfig", cp.KubeconfigPath(),
+			"apply", "--server-side", "--dry-run=server", "-k", filepath.Join(repoRoot, "artifacts", "deploy"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("kubectl apply -k artifacts/deploy: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("two replicas behind the aggregator", func(t *testing.T) {
+		a, err := cp.StartServer(ctx, "stub-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := cp.StartServer(ctx, "stub-b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Port == b.Port {
+			t.Fatalf("both servers on port %d", a.Port)
+		}
+
+		if err := cp.RegisterAPIService(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		adminVia := whoami{User: "admin", Groups: []string{"system:masters", "system:authenticated"}}
+		if got := whoamiThrough(ctx, t, admin); !reflect.DeepEqual(got, adminVia) {
+			t.Errorf("through kube-apiserver: %+v, want %+v", got, adminVia)
+		}
+
+		direct := cp.FrontProxyClientConfig(b, "alice", []string{"team-a", "team-b"})
+		want := whoami{User: "alice", Groups: []string{"team-a", "team-b"}}
+		if got := whoamiThrough(ctx, t, direct); !reflect.DeepEqual(got, want) {
+			t.Errorf("directly to %s: %+v, want %+v", b.Name, got, want)
+		}
+
+		noClientCert := &rest.Config{Host: direct.Host, TLSClientConfig: rest.TLSClientConfig{CAData: b.CABundle}}
+		_, err = kubernetes.NewForConfigOrDie(noClientCert).Discovery().RESTClient().Get().AbsPath("/apis/signals.remediation.io/v1").DoRaw(ctx)
+		if !apierrors.IsUnauthorized(err) {
+			t.Errorf("without the front-proxy certificate: err = %v, want 401", err)
+		}
+
+		if err := cp.RegisterAPIService(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		apiService, err := aggregatorclientset.NewForConfigOrDie(admin).ApiregistrationV1().APIServices().Get(ctx, APIServiceName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := *apiService.Spec.Service.Port; got != int32(b.Port) {
+			t.Errorf("APIService port = %d, want %d", got, b.Port)
+		}
+		if !bytes.Equal(apiService.Spec.CABundle, b.CABundle) {
+			t.Errorf("APIService caBundle is not the serving CA")
+		}
+
+		// Once a is gone, requests through kube-apiserver can only reach b.
+		if err := a.Stop(); err != nil {
+			t.Errorf("stopping %s: %v", a.Name, err)
+		}
+		if got := whoamiThrough(ctx, t, admin); !reflect.DeepEqual(got, adminVia) {
+			t.Errorf("through kube-apiserver to %s: %+v, want %+v", b.Name, got, adminVia)
+		}
+
+		if err := b.Kill(); err != nil {
+			t.Errorf("killing %s: %v", b.Name, err)
+		}
+		for _, s := range []*Server{a, b} {
+			select {
+			case <-s.Done():
+			default:
+				t.Errorf("%s is still running", s.Name)
+			}
+		}
+	})
+}
+
+// whoami is the stub's answer to GET /apis/signals.remediation.io/v1/whoami.
+type whoami struct {
+	User   string   `json:"user"`
+	Groups []string `json:"groups"`
+}
+
+func whoamiThrough(ctx context.Context, t *testing.T, cfg *rest.Config) whoami {
+	t.Helper()
+	rc := kubernetes.NewForConfigOrDie(cfg).Discovery().RESTClient()
+	var got whoami
+	// The aggregator may need a moment to notice a registration change.
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		var status int
+		body, err := rc.Get().AbsPath("/apis/signals.remediation.io/v1/whoami").Do(ctx).StatusCode(&status).Raw()
+		if err != nil {
+			t.Logf("whoami: %d %v", status, err)
+			return false, nil
+		}
+		return status == http.StatusOK, json.Unmarshal(body, &got)
+	})
+	if err != nil {
+		t.Fatalf("whoami via %s: %v", cfg.Host, err)
+	}
+	return got
+}

@@ -1,0 +1,226 @@
+package controlplane
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/transport"
+)
+
+const (
+	// serverStartTimeout bounds the wait for a new server's /readyz.
+	serverStartTimeout = 60 * time.Second
+	// serverStopTimeout is how long Stop waits after SIGTERM before SIGKILL.
+	serverStopTimeout = 30 * time.Second
+)
+
+// Server is one signal-apiserver process on a loopback port.
+type Server struct {
+	// Name names the process; its log is <StateDir>/<Name>.log.
+	Name string
+	// Port is the port it serves HTTPS on, on 127.0.0.1.
+	Port int
+	// CABundle is the PEM CA that signed its serving certificate, which is
+	// valid for localhost, 127.0.0.1 and signal-apiserver.signal-apiserver.svc.
+	CABundle []byte
+	// LogPath is the file its stdout and stderr go to.
+	LogPath string
+
+	cmd     *exec.Cmd
+	log     *os.File
+	done    chan struct{}
+	exitErr error
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// StartServer starts a signal-apiserver process named name on a free loopback
+// port and waits until its /readyz answers 200. Call it again with another
+// name for another replica. ctx bounds the wait only: the process runs until
+// Stop, Kill or ControlPlane.Stop.
+func (c *ControlPlane) StartServer(ctx context.Context, name string) (*Server, error) {
+	if c.opts.ServerBinary == "" {
+		return nil, errors.New("controlplane: Options.ServerBinary is not set")
+	}
+	if _, err := os.Stat(c.opts.ServerBinary); err != nil {
+		return nil, fmt.Errorf("controlplane: signal-apiserver binary: %w (build it: go build -o bin/signal-apiserver ./cmd/signal-apiserver)", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		Name:     name,
+		Port:     port,
+		CABundle: c.pki.servingCA.certPEM,
+		LogPath:  filepath.Join(c.opts.StateDir, name+".log"),
+		done:     make(chan struct{}),
+	}
+	if s.log, err = os.Create(s.LogPath); err != nil {
+		return nil, err
+	}
+	s.cmd = exec.Command(c.opts.ServerBinary,
+		"--secure-port="+strconv.Itoa(port),
+		"--bind-address=127.0.0.1",
+		"--tls-cert-file="+c.pki.path("serving.crt"),
+		"--tls-private-key-file="+c.pki.path("serving.key"),
+		"--kubeconfig="+c.serverKubeconfig,
+		"--authentication-kubeconfig="+c.serverKubeconfig,
+		"--authorization-kubeconfig="+c.serverKubeconfig,
+		"--cluster-scoped-namespace="+ServerNamespace,
+		"--v=2",
+	)
+	s.cmd.Stdout = s.log
+	s.cmd.Stderr = s.log
+	// Its own process group: a Ctrl-C in the terminal reaches only the
+	// parent, which then stops the servers before kube-apiserver.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		s.log.Close()
+		return nil, errors.New("controlplane: stopped")
+	}
+	if err := s.cmd.Start(); err != nil {
+		c.mu.Unlock()
+		s.log.Close()
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	c.servers = append(c.servers, s)
+	c.mu.Unlock()
+	go func() {
+		s.exitErr = s.cmd.Wait()
+		s.log.Close()
+		close(s.done)
+	}()
+
+	if err := c.waitForReady(ctx, s); err != nil {
+		return nil, errors.Join(err, s.Kill())
+	}
+	return s, nil
+}
+
+// waitForReady polls the server's /readyz directly, as system:admin through
+// the front-proxy, until it answers 200.
+func (c *ControlPlane) waitForReady(ctx context.Context, s *Server) error {
+	rt, err := rest.TransportFor(c.FrontProxyClientConfig(s, "system:admin", []string{"system:masters"}))
+	if err != nil {
+		return err
+	}
+	httpClient := &http.Client{Transport: rt, Timeout: 5 * time.Second}
+	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", s.Port)
+	var last string
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, serverStartTimeout, true, func(ctx context.Context) (bool, error) {
+		select {
+		case <-s.done:
+			return false, fmt.Errorf("%s exited: %v", s.Name, s.exitErr)
+		default:
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return true, nil
+		}
+		var body bytes.Buffer
+		_, _ = body.ReadFrom(resp.Body)
+		last = fmt.Sprintf("%s: %s", resp.Status, body.String())
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for %s /readyz (last answer: %s; log: %s): %w", s.Name, last, s.LogPath, err)
+	}
+	return nil
+}
+
+// FrontProxyClientConfig returns a config that talks to server s directly,
+// bypassing kube-apiserver, the way kube-apiserver's aggregator does: with the
+// front-proxy client certificate and the user in X-Remote-User and
+// X-Remote-Group.
+func (c *ControlPlane) FrontProxyClientConfig(s *Server, user string, groups []string) *rest.Config {
+	return &rest.Config{
+		Host: fmt.Sprintf("https://127.0.0.1:%d", s.Port),
+		TLSClientConfig: rest.TLSClientConfig{
+			CAData:   s.CABundle,
+			CertData: c.pki.frontProxyClient.certPEM,
+			KeyData:  c.pki.frontProxyClient.keyPEM,
+		},
+		WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
+			return transport.NewAuthProxyRoundTripper(user, "", groups, nil, rt)
+		},
+		QPS:   1000,
+		Burst: 2000,
+	}
+}
+
+// Done is closed when the process has exited.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Stop sends SIGTERM and waits for the process to exit, sending SIGKILL after
+// 30 seconds. It returns the process's exit error, nil for a clean exit.
+func (s *Server) Stop() error {
+	return s.terminate(syscall.SIGTERM, serverStopTimeout)
+}
+
+// Kill sends SIGKILL and waits for the process to exit.
+func (s *Server) Kill() error {
+	return s.terminate(syscall.SIGKILL, serverStopTimeout)
+}
+
+func (s *Server) terminate(sig syscall.Signal, timeout time.Duration) error {
+	s.stopOnce.Do(func() {
+		select {
+		case <-s.done:
+			s.stopErr = s.exitErr
+			return
+		default:
+		}
+		if err := s.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			s.stopErr = err
+			return
+		}
+		select {
+		case <-s.done:
+			if sig != syscall.SIGKILL {
+				s.stopErr = s.exitErr
+			}
+		case <-time.After(timeout):
+			_ = s.cmd.Process.Kill()
+			<-s.done
+			s.stopErr = fmt.Errorf("%s did not exit within %s of %s; killed", s.Name, timeout, sig)
+		}
+	})
+	return s.stopErr
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
