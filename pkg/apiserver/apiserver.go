@@ -1,0 +1,126 @@
+// Package apiserver wires the signals API group into a generic API server.
+package apiserver
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apiserver/pkg/registry/rest"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/healthz"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
+	"github.com/signal-apiserver/signal-apiserver/apis/signals"
+	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
+	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
+	"github.com/signal-apiserver/signal-apiserver/generated/informers/externalversions"
+	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
+	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
+)
+
+// ExtraConfig is what the signals API group needs besides a generic server.
+type ExtraConfig struct {
+	// Client reads and writes RemediationRequests in kube-apiserver.
+	Client versioned.Interface
+	// ClusterID goes into default fingerprints.
+	ClusterID string
+	// ClusterScopedNamespace holds the RemediationRequests of signals about
+	// cluster-scoped objects.
+	ClusterScopedNamespace string
+	// ResyncPeriod of the RemediationRequest informer; 0 disables resyncs.
+	ResyncPeriod time.Duration
+}
+
+// Config is the whole configuration of the server.
+type Config struct {
+	GenericConfig *genericapiserver.RecommendedConfig
+	ExtraConfig   ExtraConfig
+}
+
+type completedConfig struct {
+	GenericConfig genericapiserver.CompletedConfig
+	ExtraConfig   *ExtraConfig
+}
+
+// CompletedConfig is a Config with defaults filled in; only it can build a
+// server.
+type CompletedConfig struct {
+	*completedConfig
+}
+
+// Server is the signal API server.
+type Server struct {
+	GenericAPIServer *genericapiserver.GenericAPIServer
+}
+
+// Complete fills in the defaults.
+func (cfg *Config) Complete() CompletedConfig {
+	c := completedConfig{
+		GenericConfig: cfg.GenericConfig.Complete(),
+		ExtraConfig:   &cfg.ExtraConfig,
+	}
+	return CompletedConfig{&c}
+}
+
+// New builds the server: the RemediationRequest informer and its readiness
+// check, the dedup engine, and the signals API group.
+func (c completedConfig) New() (*Server, error) {
+	generic, err := c.GenericConfig.New("signal-apiserver", genericapiserver.NewEmptyDelegate())
+	if err != nil {
+		return nil, err
+	}
+
+	factory := externalversions.NewSharedInformerFactory(c.ExtraConfig.Client, c.ExtraConfig.ResyncPeriod)
+	informer := factory.Remediation().V1alpha1().RemediationRequests().Informer()
+	rrCache, err := dedup.NewInformerCache(informer)
+	if err != nil {
+		return nil, err
+	}
+	engine := dedup.NewEngine(c.ExtraConfig.Client.RemediationV1alpha1(), rrCache)
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		DeleteFunc: func(obj any) {
+			if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = tombstone.Obj
+			}
+			if rr, ok := obj.(*remediationv1alpha1.RemediationRequest); ok {
+				engine.Forget(rr.Namespace, rr.Spec.SignalFingerprint, rr.Name)
+			}
+		},
+	}); err != nil {
+		return nil, fmt.Errorf("watching RemediationRequest deletions: %w", err)
+	}
+
+	if err := generic.AddPostStartHook("start-remediationrequest-informer", func(ctx genericapiserver.PostStartHookContext) error {
+		factory.Start(ctx.Done())
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := generic.AddReadyzChecks(healthz.NamedCheck("remediationrequest-cache-synced", func(*http.Request) error {
+		if !informer.HasSynced() {
+			return errors.New("the RemediationRequest informer has not synced")
+		}
+		return nil
+	})); err != nil {
+		return nil, err
+	}
+
+	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(signals.GroupName, Scheme, metav1.ParameterCodec, Codecs)
+	apiGroupInfo.NegotiatedSerializer = newSignalsSerializer(Codecs)
+	apiGroupInfo.VersionedResourcesStorageMap[signalsv1.SchemeGroupVersion.Version] = map[string]rest.Storage{
+		"signals": signalregistry.NewREST(engine, signalregistry.Options{
+			ClusterID:              c.ExtraConfig.ClusterID,
+			ClusterScopedNamespace: c.ExtraConfig.ClusterScopedNamespace,
+		}),
+	}
+	if err := generic.InstallAPIGroup(&apiGroupInfo); err != nil {
+		return nil, err
+	}
+	klog.V(2).InfoS("Installed the signals API group", "groupVersion", signalsv1.SchemeGroupVersion)
+	return &Server{GenericAPIServer: generic}, nil
+}

@@ -1,0 +1,178 @@
+// Package server turns command-line flags into a running signal-apiserver.
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/spf13/cobra"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/validation"
+	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/client-go/rest"
+	cliflag "k8s.io/component-base/cli/flag"
+	"k8s.io/component-base/logs"
+	logsapi "k8s.io/component-base/logs/api/v1"
+	"k8s.io/component-base/term"
+	"k8s.io/component-base/version"
+	netutils "k8s.io/utils/net"
+
+	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
+	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
+	generatedopenapi "github.com/signal-apiserver/signal-apiserver/generated/openapi"
+	"github.com/signal-apiserver/signal-apiserver/pkg/apiserver"
+)
+
+// Options are the flags of signal-apiserver.
+type Options struct {
+	RecommendedOptions *genericoptions.RecommendedOptions
+	Logs               *logs.Options
+
+	// ClusterID goes into default fingerprints.
+	ClusterID string
+	// ClusterScopedNamespace holds the RemediationRequests of signals about
+	// cluster-scoped objects.
+	ClusterScopedNamespace string
+	// KubeAPIQPS and KubeAPIBurst limit the server's own calls to
+	// kube-apiserver.
+	KubeAPIQPS   float32
+	KubeAPIBurst int
+}
+
+// NewOptions returns the defaults: k8s.io/apiserver's recommended options
+// without etcd (nothing of a Signal is stored) and without API Priority and
+// Fairness (--max-requests-inflight bounds the work instead).
+func NewOptions() *Options {
+	o := &Options{
+		RecommendedOptions: genericoptions.NewRecommendedOptions("", apiserver.Codecs.LegacyCodec(signalsv1.SchemeGroupVersion)),
+		Logs:               logs.NewOptions(),
+
+		ClusterScopedNamespace: "signal-apiserver",
+		KubeAPIQPS:             500,
+		KubeAPIBurst:           1000,
+	}
+	o.RecommendedOptions.Etcd = nil
+	o.RecommendedOptions.Features.EnablePriorityAndFairness = false
+	return o
+}
+
+// Flags returns the flags, in named sections for --help.
+func (o *Options) Flags() cliflag.NamedFlagSets {
+	var fss cliflag.NamedFlagSets
+	o.RecommendedOptions.AddFlags(fss.FlagSet("generic"))
+	logsapi.AddFlags(o.Logs, fss.FlagSet("logs"))
+
+	fs := fss.FlagSet("signals")
+	fs.StringVar(&o.ClusterID, "cluster-id", o.ClusterID,
+		"Identifies this cluster in default fingerprints, when several clusters feed one remediation system. Changing it starts new RemediationRequests for every target.")
+	fs.StringVar(&o.ClusterScopedNamespace, "cluster-scoped-namespace", o.ClusterScopedNamespace,
+		"Namespace of the RemediationRequests of signals about cluster-scoped objects, such as Nodes.")
+	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Queries per second of the server's own calls to kube-apiserver.")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of the server's own calls to kube-apiserver.")
+	return fss
+}
+
+// Complete fills in what can be derived.
+func (o *Options) Complete() error {
+	return nil
+}
+
+// Validate reports every invalid flag.
+func (o *Options) Validate() error {
+	errs := o.RecommendedOptions.Validate()
+	for _, msg := range validation.IsDNS1123Label(o.ClusterScopedNamespace) {
+		errs = append(errs, fmt.Errorf("--cluster-scoped-namespace: %s", msg))
+	}
+	if len(o.ClusterID) > 253 {
+		errs = append(errs, fmt.Errorf("--cluster-id: must be no more than 253 characters"))
+	}
+	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst <= 0 {
+		errs = append(errs, fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive"))
+	}
+	if err := logsapi.ValidateAndApply(o.Logs, nil); err != nil {
+		errs = append(errs, err)
+	}
+	return utilerrors.NewAggregate(errs)
+}
+
+// Config builds the server configuration from the options.
+func (o *Options) Config() (*apiserver.Config, error) {
+	if err := o.RecommendedOptions.SecureServing.MaybeDefaultWithSelfSignedCerts(
+		"localhost", nil, []net.IP{netutils.ParseIPSloppy("127.0.0.1")}); err != nil {
+		return nil, fmt.Errorf("creating self-signed certificates: %w", err)
+	}
+
+	serverConfig := genericapiserver.NewRecommendedConfig(apiserver.Codecs)
+	namer := openapinamer.NewDefinitionNamer(apiserver.Scheme)
+	serverConfig.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(generatedopenapi.GetOpenAPIDefinitions, namer)
+	serverConfig.OpenAPIConfig.Info.Title = "signal-apiserver"
+	serverConfig.OpenAPIConfig.Info.Version = version.Get().GitVersion
+	serverConfig.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(generatedopenapi.GetOpenAPIDefinitions, namer)
+	serverConfig.OpenAPIV3Config.Info.Title = "signal-apiserver"
+	serverConfig.OpenAPIV3Config.Info.Version = version.Get().GitVersion
+	// A Signal is small; a body this large is a mistake or an attack (413).
+	serverConfig.MaxRequestBodyBytes = 512 << 10
+
+	if err := o.RecommendedOptions.ApplyTo(serverConfig); err != nil {
+		return nil, err
+	}
+
+	clientConfig := rest.CopyConfig(serverConfig.ClientConfig)
+	clientConfig.QPS = o.KubeAPIQPS
+	clientConfig.Burst = o.KubeAPIBurst
+	client, err := versioned.NewForConfig(clientConfig)
+	if err != nil {
+		return nil, fmt.Errorf("creating the RemediationRequest client: %w", err)
+	}
+
+	return &apiserver.Config{
+		GenericConfig: serverConfig,
+		ExtraConfig: apiserver.ExtraConfig{
+			Client:                 client,
+			ClusterID:              o.ClusterID,
+			ClusterScopedNamespace: o.ClusterScopedNamespace,
+		},
+	}, nil
+}
+
+// Run starts the server and blocks until ctx ends.
+func (o *Options) Run(ctx context.Context) error {
+	config, err := o.Config()
+	if err != nil {
+		return err
+	}
+	server, err := config.Complete().New()
+	if err != nil {
+		return err
+	}
+	return server.GenericAPIServer.PrepareRun().RunWithContext(ctx)
+}
+
+// NewCommand returns the signal-apiserver command.
+func NewCommand(ctx context.Context) *cobra.Command {
+	o := NewOptions()
+	cmd := &cobra.Command{
+		Use:   "signal-apiserver",
+		Short: "Aggregated API server that deduplicates signals into RemediationRequests",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(ctx)
+		},
+	}
+	fs := cmd.Flags()
+	namedFlagSets := o.Flags()
+	for _, f := range namedFlagSets.FlagSets {
+		fs.AddFlagSet(f)
+	}
+	cols, _, _ := term.TerminalSize(cmd.OutOrStdout())
+	cliflag.SetUsageAndHelpFunc(cmd, namedFlagSets, cols)
+	return cmd
+}

@@ -1,0 +1,67 @@
+package dedup
+
+import (
+	"fmt"
+
+	"k8s.io/client-go/tools/cache"
+
+	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
+)
+
+// FingerprintIndex names the informer index of RemediationRequests by
+// namespace and spec.signalFingerprint.
+const FingerprintIndex = "namespace/fingerprint"
+
+// Cache is where the engine looks RemediationRequests up. It may lag behind
+// the API server; the engine never relies on it for correctness.
+type Cache interface {
+	// ByFingerprint returns the cached RemediationRequests of a fingerprint
+	// in a namespace. Callers must not modify them.
+	ByFingerprint(namespace, fingerprint string) ([]*remediationv1alpha1.RemediationRequest, error)
+	// HasSynced reports whether the cache has been filled once.
+	HasSynced() bool
+}
+
+// NewInformerCache indexes the RemediationRequests of informer by
+// fingerprint. Call it before the informer starts.
+func NewInformerCache(informer cache.SharedIndexInformer) (Cache, error) {
+	err := informer.AddIndexers(cache.Indexers{FingerprintIndex: indexByFingerprint})
+	if err != nil {
+		return nil, fmt.Errorf("adding the fingerprint index: %w", err)
+	}
+	return &informerCache{informer: informer}, nil
+}
+
+type informerCache struct {
+	informer cache.SharedIndexInformer
+}
+
+func (c *informerCache) ByFingerprint(namespace, fingerprint string) ([]*remediationv1alpha1.RemediationRequest, error) {
+	objs, err := c.informer.GetIndexer().ByIndex(FingerprintIndex, indexKey(namespace, fingerprint))
+	if err != nil {
+		return nil, err
+	}
+	rrs := make([]*remediationv1alpha1.RemediationRequest, 0, len(objs))
+	for _, obj := range objs {
+		if rr, ok := obj.(*remediationv1alpha1.RemediationRequest); ok {
+			rrs = append(rrs, rr)
+		}
+	}
+	return rrs, nil
+}
+
+func (c *informerCache) HasSynced() bool {
+	return c.informer.HasSynced()
+}
+
+func indexKey(namespace, fingerprint string) string {
+	return namespace + "/" + fingerprint
+}
+
+func indexByFingerprint(obj any) ([]string, error) {
+	rr, ok := obj.(*remediationv1alpha1.RemediationRequest)
+	if !ok || rr.Spec.SignalFingerprint == "" {
+		return nil, nil
+	}
+	return []string{indexKey(rr.Namespace, rr.Spec.SignalFingerprint)}, nil
+}

@@ -1,0 +1,210 @@
+package dedup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
+
+	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
+)
+
+// conflictBackoff spaces the retries of a status write that lost a race
+// with another replica or the remediation controller. The jitter keeps two
+// replicas from colliding in lockstep; the write timeout bounds the total.
+var conflictBackoff = wait.Backoff{Steps: 50, Duration: 2 * time.Millisecond, Factor: 1.5, Jitter: 1, Cap: 200 * time.Millisecond}
+
+// goneError means the RemediationRequest cannot take counts any more.
+type goneError struct {
+	name    string
+	deleted bool // else terminal
+}
+
+func (e *goneError) Error() string {
+	if e.deleted {
+		return fmt.Sprintf("RemediationRequest %s was deleted", e.name)
+	}
+	return fmt.Sprintf("RemediationRequest %s is in a terminal phase", e.name)
+}
+
+// counter group-commits the signals of one RemediationRequest: one status
+// write in flight at a time, carrying every signal that arrived before it.
+type counter struct {
+	engine      *Engine
+	namespace   string
+	name        string
+	fingerprint string
+	slot        int
+
+	mu sync.Mutex
+	// base is the latest version known of the RemediationRequest; nil means
+	// read it before the next write.
+	base *remediationv1alpha1.RemediationRequest
+	// pending collects the signals for the next write.
+	pending *batch
+	writing bool
+}
+
+// batch is the signals one status write carries.
+type batch struct {
+	ops  []*op
+	done chan struct{}
+	// rr and err are the outcome of the write, set before done is closed.
+	rr  *remediationv1alpha1.RemediationRequest
+	err error
+}
+
+// op is one signal in a batch.
+type op struct {
+	resolved  bool
+	at        time.Time
+	withdrawn bool // its caller gave up before the write took it
+}
+
+// add queues s for the next write and waits for that write.
+func (c *counter) add(ctx context.Context, s Signal) (*remediationv1alpha1.RemediationRequest, error) {
+	o := &op{resolved: s.Resolved, at: s.ReceivedAt}
+	c.mu.Lock()
+	if c.pending == nil {
+		c.pending = &batch{done: make(chan struct{})}
+	}
+	b := c.pending
+	b.ops = append(b.ops, o)
+	if !c.writing {
+		c.writing = true
+		go c.run()
+	}
+	c.mu.Unlock()
+
+	select {
+	case <-b.done:
+		return b.rr, b.err
+	case <-ctx.Done():
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending == b {
+		o.withdrawn = true
+		return nil, fmt.Errorf("signal not counted: %w", ctx.Err())
+	}
+	return nil, fmt.Errorf("signal counted only if the write in flight succeeds: %w", ctx.Err())
+}
+
+// run writes batches until none is pending.
+func (c *counter) run() {
+	for {
+		c.mu.Lock()
+		b := c.pending
+		c.pending = nil
+		if b == nil {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		ops := make([]*op, 0, len(b.ops))
+		for _, o := range b.ops {
+			if !o.withdrawn {
+				ops = append(ops, o)
+			}
+		}
+		base := c.base
+		c.mu.Unlock()
+
+		var latest *remediationv1alpha1.RemediationRequest
+		if len(ops) > 0 {
+			latest, b.err = c.write(base, ops)
+			b.rr = latest
+		} else {
+			latest = base
+		}
+		c.mu.Lock()
+		c.base = latest
+		c.mu.Unlock()
+		close(b.done)
+	}
+}
+
+// write stores ops on the RemediationRequest, starting from base (nil:
+// read it first), and returns the RemediationRequest as stored. Every
+// update carries the resourceVersion it was computed from, so a concurrent
+// change makes it fail with a conflict instead of being overwritten; then
+// the ops are applied again to a fresh read.
+func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op) (*remediationv1alpha1.RemediationRequest, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.engine.writeTimeout)
+	defer cancel()
+	client := c.engine.client.RemediationRequests(c.namespace)
+	obj := base
+	var stored *remediationv1alpha1.RemediationRequest
+	err := retry.RetryOnConflict(conflictBackoff, func() error {
+		if obj == nil {
+			got, err := client.Get(ctx, c.name, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return &goneError{name: c.name, deleted: true}
+			}
+			if err != nil {
+				return fmt.Errorf("reading RemediationRequest %s/%s: %w", c.namespace, c.name, err)
+			}
+			obj = got
+		}
+		if obj.Spec.SignalFingerprint != c.fingerprint {
+			return fmt.Errorf("%w: %s/%s has fingerprint %s", ErrNameCollision, c.namespace, c.name, obj.Spec.SignalFingerprint)
+		}
+		if obj.Status.OverallPhase.IsTerminal() {
+			stored = obj
+			return &goneError{name: c.name}
+		}
+		next := obj.DeepCopy()
+		apply(next, ops)
+		updated, err := client.UpdateStatus(ctx, next, metav1.UpdateOptions{FieldManager: FieldManager})
+		switch {
+		case err == nil:
+			stored = updated
+			return nil
+		case apierrors.IsConflict(err):
+			obj = nil
+			return err
+		case apierrors.IsNotFound(err):
+			return &goneError{name: c.name, deleted: true}
+		default:
+			// The write may or may not have landed (a timeout, say):
+			// read before the next one.
+			return fmt.Errorf("updating the status of RemediationRequest %s/%s: %w", c.namespace, c.name, err)
+		}
+	})
+	var gone *goneError
+	if err != nil && !errors.As(err, &gone) {
+		return nil, err
+	}
+	return stored, err
+}
+
+// apply adds ops to the deduplication status of rr.
+func apply(rr *remediationv1alpha1.RemediationRequest, ops []*op) {
+	d := rr.Status.Deduplication
+	if d == nil {
+		d = &remediationv1alpha1.DeduplicationStatus{
+			FirstSeenAt: rr.Spec.ReceivedTime,
+			LastSeenAt:  rr.Spec.ReceivedTime,
+		}
+		rr.Status.Deduplication = d
+	}
+	for _, o := range ops {
+		at := metav1.NewTime(o.at)
+		if o.resolved {
+			if d.LastResolvedAt == nil || d.LastResolvedAt.Before(&at) {
+				d.LastResolvedAt = &at
+			}
+			continue
+		}
+		d.OccurrenceCount++
+		if d.LastSeenAt.Before(&at) {
+			d.LastSeenAt = at
+		}
+	}
+}

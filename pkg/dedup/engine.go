@@ -1,0 +1,295 @@
+package dedup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
+	remediationclient "github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned/typed/remediation/v1alpha1"
+)
+
+// FieldManager is the field manager of every write the engine makes.
+const FieldManager = "signal-apiserver"
+
+// maxAttempts bounds how often one signal moves on to another
+// RemediationRequest (one turned terminal or was deleted under it). Each
+// attempt moves to a newer slot or recreates a deleted one, so running out
+// takes many concurrent phase changes or deletions of one fingerprint.
+const maxAttempts = 8
+
+// Outcome says what a signal did.
+type Outcome string
+
+// Outcomes of a signal.
+const (
+	// OutcomeCreated: the signal opened a new RemediationRequest.
+	OutcomeCreated Outcome = "Created"
+	// OutcomeDeduplicated: the signal was counted on an active one.
+	OutcomeDeduplicated Outcome = "Deduplicated"
+	// OutcomeResolved: a Resolved signal set lastResolvedAt on an active one.
+	OutcomeResolved Outcome = "Resolved"
+)
+
+var (
+	// ErrNotSynced means the cache has not been filled yet; try later.
+	ErrNotSynced = errors.New("the RemediationRequest cache has not synced yet")
+	// ErrNoActiveRemediation means a Resolved signal found nothing to resolve.
+	ErrNoActiveRemediation = errors.New("no active RemediationRequest for this fingerprint")
+	// ErrNameCollision means two fingerprints share a name prefix. Nothing
+	// is merged; the signal is refused.
+	ErrNameCollision = errors.New("another fingerprint holds this RemediationRequest name")
+	// ErrContention means the signal gave up after maxAttempts.
+	ErrContention = errors.New("RemediationRequests of this fingerprint kept changing")
+)
+
+// Signal is a validated signal, reduced to what deduplication needs.
+type Signal struct {
+	// Namespace is where its RemediationRequest lives.
+	Namespace string
+	// Fingerprint is the deduplication key, 64 lowercase hex digits.
+	Fingerprint string
+	// Resolved signals are never counted and never create anything.
+	Resolved bool
+	// ReceivedAt is when the server received the signal.
+	ReceivedAt time.Time
+	// Spec is the spec of the RemediationRequest the signal opens when no
+	// active one exists.
+	Spec remediationv1alpha1.RemediationRequestSpec
+	// DryRun computes the result without writing anything.
+	DryRun bool
+}
+
+// Result is the RemediationRequest as it stands after the signal was
+// counted, and what the signal did to it.
+type Result struct {
+	// RemediationRequest is shared with other callers: do not modify it.
+	RemediationRequest *remediationv1alpha1.RemediationRequest
+	Outcome            Outcome
+}
+
+// Engine deduplicates signals into RemediationRequests. It is safe for
+// concurrent use, and any number of engines (server replicas) may work on
+// the same RemediationRequests.
+type Engine struct {
+	client remediationclient.RemediationRequestsGetter
+	cache  Cache
+	// writeTimeout bounds one status write including its conflict retries.
+	writeTimeout time.Duration
+
+	mu sync.Mutex
+	// counters holds, per namespace/fingerprint, the RemediationRequest this
+	// process counts on; it is the freshest knowledge there is about it.
+	counters map[string]*counter
+}
+
+// NewEngine returns an engine that reads from cache and writes with client.
+func NewEngine(client remediationclient.RemediationRequestsGetter, cache Cache) *Engine {
+	return &Engine{
+		client:       client,
+		cache:        cache,
+		writeTimeout: 20 * time.Second,
+		counters:     map[string]*counter{},
+	}
+}
+
+// Submit counts s and returns the RemediationRequest it was counted on.
+// When Submit returns without error, the count that includes s is stored.
+// When ctx ends first, s was either not counted or is counted exactly once
+// by a write that was already in flight; the error says which.
+func (e *Engine) Submit(ctx context.Context, s Signal) (*Result, error) {
+	if !e.cache.HasSynced() {
+		return nil, ErrNotSynced
+	}
+	if s.DryRun {
+		return e.dryRun(ctx, s)
+	}
+	minSlot, recreate := 0, -1
+	for range maxAttempts {
+		c, outcome, err := e.counterFor(ctx, s, minSlot, recreate)
+		if err != nil {
+			return nil, err
+		}
+		rr, err := c.add(ctx, s)
+		var gone *goneError
+		switch {
+		case err == nil:
+			if s.Resolved {
+				outcome = OutcomeResolved
+			}
+			return &Result{RemediationRequest: rr, Outcome: outcome}, nil
+		case errors.As(err, &gone):
+			e.forget(c)
+			if gone.deleted {
+				minSlot, recreate = c.slot, c.slot
+			} else {
+				minSlot, recreate = c.slot+1, -1
+			}
+		default:
+			return nil, err
+		}
+	}
+	return nil, ErrContention
+}
+
+// counterFor finds or creates the RemediationRequest s is to be counted on:
+// the one this process already counts on, else the active one in the cache,
+// else a new one in the next free slot. recreate >= 0 names a slot known to
+// have been deleted, which is created again.
+func (e *Engine) counterFor(ctx context.Context, s Signal, minSlot, recreate int) (*counter, Outcome, error) {
+	key := indexKey(s.Namespace, s.Fingerprint)
+	slot := recreate
+	if recreate < 0 {
+		e.mu.Lock()
+		c := e.counters[key]
+		e.mu.Unlock()
+		if c != nil && c.slot >= minSlot {
+			return c, OutcomeDeduplicated, nil
+		}
+		active, next, err := e.lookup(s, minSlot)
+		if err != nil {
+			return nil, "", err
+		}
+		if active != nil {
+			activeSlot, _ := slotOf(s.Fingerprint, active.Name)
+			return e.install(s, activeSlot, active), OutcomeDeduplicated, nil
+		}
+		slot = next
+	}
+	if s.Resolved {
+		return nil, "", ErrNoActiveRemediation
+	}
+	created, err := e.client.RemediationRequests(s.Namespace).Create(ctx, newRemediationRequest(s, slot), metav1.CreateOptions{FieldManager: FieldManager})
+	switch {
+	case err == nil:
+		return e.install(s, slot, created), OutcomeCreated, nil
+	case apierrors.IsAlreadyExists(err):
+		// Someone else created it first: count on it. Its state is
+		// unknown here; the counter reads it before its first write.
+		return e.install(s, slot, nil), OutcomeDeduplicated, nil
+	default:
+		return nil, "", fmt.Errorf("creating RemediationRequest %s/%s: %w", s.Namespace, SlotName(s.Fingerprint, slot), err)
+	}
+}
+
+// lookup returns the cached active RemediationRequest of s with the highest
+// slot at or above minSlot, or else the first slot after every cached
+// terminal one.
+func (e *Engine) lookup(s Signal, minSlot int) (*remediationv1alpha1.RemediationRequest, int, error) {
+	rrs, err := e.cache.ByFingerprint(s.Namespace, s.Fingerprint)
+	if err != nil {
+		return nil, 0, fmt.Errorf("looking up fingerprint %s in the cache: %w", s.Fingerprint, err)
+	}
+	var active *remediationv1alpha1.RemediationRequest
+	activeSlot, next := -1, minSlot
+	for _, rr := range rrs {
+		slot, ok := slotOf(s.Fingerprint, rr.Name)
+		if !ok || slot < minSlot {
+			continue
+		}
+		if rr.Status.OverallPhase.IsTerminal() {
+			next = max(next, slot+1)
+		} else if slot > activeSlot {
+			active, activeSlot = rr, slot
+		}
+	}
+	return active, next, nil
+}
+
+// install makes a counter for slot the one this process uses for s's
+// fingerprint, unless it already counts on that slot or a newer one.
+func (e *Engine) install(s Signal, slot int, base *remediationv1alpha1.RemediationRequest) *counter {
+	key := indexKey(s.Namespace, s.Fingerprint)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c := e.counters[key]; c != nil && c.slot >= slot {
+		return c
+	}
+	c := &counter{
+		engine:      e,
+		namespace:   s.Namespace,
+		name:        SlotName(s.Fingerprint, slot),
+		fingerprint: s.Fingerprint,
+		slot:        slot,
+		base:        base,
+	}
+	e.counters[key] = c
+	return c
+}
+
+// forget drops c once its RemediationRequest is terminal or deleted.
+func (e *Engine) forget(c *counter) {
+	key := indexKey(c.namespace, c.fingerprint)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.counters[key] == c {
+		delete(e.counters, key)
+	}
+}
+
+// Forget drops what the engine knows about a deleted RemediationRequest.
+// Wire it to the informer's delete events so memory follows the cluster.
+func (e *Engine) Forget(namespace, fingerprint, name string) {
+	key := indexKey(namespace, fingerprint)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c := e.counters[key]; c != nil && c.name == name {
+		delete(e.counters, key)
+	}
+}
+
+// dryRun returns what Submit would return, writing nothing. A new
+// RemediationRequest goes through the API server's dry-run create, so it is
+// validated and defaulted like a real one.
+func (e *Engine) dryRun(ctx context.Context, s Signal) (*Result, error) {
+	active, next, err := e.lookup(s, 0)
+	if err != nil {
+		return nil, err
+	}
+	key := indexKey(s.Namespace, s.Fingerprint)
+	e.mu.Lock()
+	if c := e.counters[key]; c != nil {
+		c.mu.Lock()
+		if c.base != nil && !c.base.Status.OverallPhase.IsTerminal() {
+			active = c.base
+		}
+		c.mu.Unlock()
+	}
+	e.mu.Unlock()
+
+	ops := []*op{{resolved: s.Resolved, at: s.ReceivedAt}}
+	switch {
+	case active != nil:
+		rr := active.DeepCopy()
+		apply(rr, ops)
+		outcome := OutcomeDeduplicated
+		if s.Resolved {
+			outcome = OutcomeResolved
+		}
+		return &Result{RemediationRequest: rr, Outcome: outcome}, nil
+	case s.Resolved:
+		return nil, ErrNoActiveRemediation
+	}
+	rr, err := e.client.RemediationRequests(s.Namespace).Create(ctx, newRemediationRequest(s, next),
+		metav1.CreateOptions{FieldManager: FieldManager, DryRun: []string{metav1.DryRunAll}})
+	if err != nil {
+		return nil, fmt.Errorf("dry-run creating RemediationRequest %s/%s: %w", s.Namespace, SlotName(s.Fingerprint, next), err)
+	}
+	apply(rr, ops)
+	return &Result{RemediationRequest: rr, Outcome: OutcomeCreated}, nil
+}
+
+func newRemediationRequest(s Signal, slot int) *remediationv1alpha1.RemediationRequest {
+	return &remediationv1alpha1.RemediationRequest{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: s.Namespace,
+			Name:      SlotName(s.Fingerprint, slot),
+		},
+		Spec: s.Spec,
+	}
+}

@@ -1,0 +1,185 @@
+// Package signal is the REST face of the create-only signals resource:
+// decoding concerns, validation, admission and API errors. The work is
+// done by a Deduplicator.
+package signal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/apiserver/pkg/util/dryrun"
+
+	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
+	"github.com/signal-apiserver/signal-apiserver/apis/signals"
+	"github.com/signal-apiserver/signal-apiserver/apis/signals/validation"
+	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
+	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
+)
+
+// OutcomeAnnotation is set on the RemediationRequest returned for a signal,
+// never stored: Created, Deduplicated or Resolved.
+const OutcomeAnnotation = "signals.remediation.io/outcome"
+
+// Options configure the storage.
+type Options struct {
+	// ClusterID goes into default fingerprints; see package fingerprint.
+	ClusterID string
+	// ClusterScopedNamespace holds the RemediationRequests of signals about
+	// cluster-scoped objects.
+	ClusterScopedNamespace string
+	// Now is the clock; time.Now if nil.
+	Now func() time.Time
+}
+
+// REST is the storage of signals: create-only, nothing stored.
+type REST struct {
+	dedup Deduplicator
+	opts  Options
+}
+
+var (
+	_ rest.Storage              = &REST{}
+	_ rest.Creater              = &REST{}
+	_ rest.Scoper               = &REST{}
+	_ rest.SingularNameProvider = &REST{}
+	_ rest.StorageMetadata      = &REST{}
+)
+
+// NewREST returns the signals storage.
+func NewREST(d Deduplicator, opts Options) *REST {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &REST{dedup: d, opts: opts}
+}
+
+// New returns an empty Signal.
+func (r *REST) New() runtime.Object { return &signals.Signal{} }
+
+// Destroy releases nothing: the storage holds no resources.
+func (r *REST) Destroy() {}
+
+// NamespaceScoped is false: a Signal names its target's namespace itself.
+func (r *REST) NamespaceScoped() bool { return false }
+
+// GetSingularName is used by kubectl and discovery.
+func (r *REST) GetSingularName() string { return "signal" }
+
+// ProducesMIMETypes adds nothing to the defaults.
+func (r *REST) ProducesMIMETypes(string) []string { return nil }
+
+// ProducesObject tells OpenAPI that creating a Signal answers with a
+// RemediationRequest.
+func (r *REST) ProducesObject(verb string) any {
+	if verb == "POST" {
+		return remediationv1alpha1.RemediationRequest{}
+	}
+	return nil
+}
+
+// Create validates the signal, runs admission, and counts it. It answers
+// with the RemediationRequest the signal was counted on.
+func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (runtime.Object, error) {
+	sig, ok := obj.(*signals.Signal)
+	if !ok {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("not a Signal: %T", obj))
+	}
+	if errs := validation.ValidateSignal(sig); len(errs) > 0 {
+		return nil, apierrors.NewInvalid(signals.Kind("Signal"), sig.Name, errs)
+	}
+	if createValidation != nil {
+		if err := createValidation(ctx, obj); err != nil {
+			return nil, err
+		}
+	}
+
+	res, err := r.dedup.Submit(ctx, r.toDedup(sig, dryrun.IsDryRun(options.DryRun)))
+	if err != nil {
+		return nil, toAPIError(err)
+	}
+	rr := res.RemediationRequest.DeepCopy()
+	rr.SetGroupVersionKind(remediationv1alpha1.SchemeGroupVersion.WithKind("RemediationRequest"))
+	if rr.Annotations == nil {
+		rr.Annotations = map[string]string{}
+	}
+	rr.Annotations[OutcomeAnnotation] = string(res.Outcome)
+	return rr, nil
+}
+
+func (r *REST) toDedup(sig *signals.Signal, dryRun bool) dedup.Signal {
+	now := metav1.NewTime(r.opts.Now())
+	spec := &sig.Spec
+	firing := now
+	if spec.StartsAt != nil {
+		firing = *spec.StartsAt
+	}
+	namespace := spec.Target.Namespace
+	if namespace == "" {
+		namespace = r.opts.ClusterScopedNamespace
+	}
+	fp := fingerprint.ForKey(spec.Fingerprint)
+	if spec.Fingerprint == "" {
+		fp = fingerprint.ForTarget(fingerprint.Target{
+			ClusterID: r.opts.ClusterID,
+			Namespace: spec.Target.Namespace,
+			Kind:      spec.Target.Kind,
+			Name:      spec.Target.Name,
+		})
+	}
+	return dedup.Signal{
+		Namespace:   namespace,
+		Fingerprint: fp,
+		Resolved:    spec.Status == signals.SignalStatusResolved,
+		ReceivedAt:  now.Time,
+		DryRun:      dryRun,
+		Spec: remediationv1alpha1.RemediationRequestSpec{
+			SignalFingerprint: fp,
+			SignalName:        spec.Name,
+			SignalSource:      spec.Source,
+			Severity:          spec.Severity,
+			TargetResource: remediationv1alpha1.ResourceReference{
+				APIVersion: spec.Target.APIVersion,
+				Kind:       spec.Target.Kind,
+				Namespace:  spec.Target.Namespace,
+				Name:       spec.Target.Name,
+			},
+			SignalLabels:      spec.Labels,
+			SignalAnnotations: spec.Annotations,
+			FiringTime:        firing,
+			ReceivedTime:      now,
+		},
+	}
+}
+
+// toAPIError turns an engine error into the error the client sees. Failures
+// of the server's own calls to kube-apiserver are the server's problem, not
+// the client's: they never pass through as the client's 403 or 422.
+func toAPIError(err error) error {
+	gr := remediationv1alpha1.Resource("remediationrequests")
+	switch {
+	case errors.Is(err, dedup.ErrNoActiveRemediation):
+		return apierrors.NewNotFound(gr, "")
+	case errors.Is(err, dedup.ErrNotSynced):
+		return apierrors.NewServiceUnavailable(err.Error())
+	case errors.Is(err, dedup.ErrNameCollision):
+		return apierrors.NewConflict(gr, "", err)
+	case errors.Is(err, dedup.ErrContention):
+		return apierrors.NewTooManyRequests(err.Error(), 1)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return apierrors.NewTimeoutError(err.Error(), 1)
+	}
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		switch code := status.Status().Code; {
+		case code == 429, code == 503, code == 504, apierrors.IsConflict(err), apierrors.IsServerTimeout(err):
+			return apierrors.NewTooManyRequests(err.Error(), 1)
+		}
+	}
+	return apierrors.NewInternalError(err)
+}
