@@ -99,9 +99,10 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 		}
 	}
 
-	res, err := r.dedup.Submit(ctx, r.toDedup(sig, dryrun.IsDryRun(options.DryRun)))
+	signal := r.toDedup(sig, dryrun.IsDryRun(options.DryRun))
+	res, err := r.dedup.Submit(ctx, signal)
 	if err != nil {
-		return nil, toAPIError(err)
+		return nil, toAPIError(err, signal)
 	}
 	rr := res.RemediationRequest.DeepCopy()
 	rr.SetGroupVersionKind(remediationv1alpha1.SchemeGroupVersion.WithKind("RemediationRequest"))
@@ -160,11 +161,13 @@ func (r *REST) toDedup(sig *signals.Signal, dryRun bool) dedup.Signal {
 // toAPIError turns an engine error into the error the client sees. Failures
 // of the server's own calls to kube-apiserver are the server's problem, not
 // the client's: they never pass through as the client's 403 or 422.
-func toAPIError(err error) error {
+func toAPIError(err error, s dedup.Signal) error {
 	gr := remediationv1alpha1.Resource("remediationrequests")
 	switch {
 	case errors.Is(err, dedup.ErrNoActiveRemediation):
-		return apierrors.NewNotFound(gr, "")
+		notFound := apierrors.NewNotFound(gr, "")
+		notFound.ErrStatus.Message = fmt.Sprintf("no active RemediationRequest with fingerprint %s in namespace %s: a Resolved signal has nothing to resolve", s.Fingerprint, s.Namespace)
+		return notFound
 	case errors.Is(err, dedup.ErrNotSynced):
 		return apierrors.NewServiceUnavailable(err.Error())
 	case errors.Is(err, dedup.ErrNameCollision):

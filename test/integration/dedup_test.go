@@ -1,0 +1,141 @@
+package integration
+
+import (
+	"context"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
+	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
+)
+
+var _ = Describe("Deduplication", func() {
+	It("counts 5 concurrent identical signals on exactly 1 RemediationRequest, 20 times over", func(ctx SpecContext) {
+		for round := range 20 {
+			s := newSignal("default")
+			results := sendConcurrently(ctx, s, 5, admin)
+			Expect(outcomes(results)).To(Equal(map[string]int{"Created": 1, "Deduplicated": 4}), "round %d", round)
+
+			rrs := rrsOf(ctx, "default", fingerprintOf(s))
+			Expect(rrs).To(HaveLen(1), "round %d", round)
+			Expect(countOf(&rrs[0])).To(Equal(int64(5)), "round %d", round)
+			for _, r := range results {
+				Expect(r.rr.Name).To(Equal(rrs[0].Name))
+			}
+		}
+	})
+
+	It("counts 1 signal and then 3 concurrent duplicates as 4", func(ctx SpecContext) {
+		s := newSignal("default")
+		first, err := admin.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(countOf(first)).To(Equal(int64(1)))
+
+		Expect(outcomes(sendConcurrently(ctx, s, 3, admin))).To(Equal(map[string]int{"Deduplicated": 3}))
+		rrs := rrsOf(ctx, "default", fingerprintOf(s))
+		Expect(rrs).To(HaveLen(1))
+		Expect(rrs[0].Name).To(Equal(first.Name))
+		Expect(countOf(&rrs[0])).To(Equal(int64(4)))
+	})
+
+	It("counts 200 concurrent identical signals on exactly 1 RemediationRequest", func(ctx SpecContext) {
+		s := newSignal("default")
+		results := sendConcurrently(ctx, s, 200, admin)
+		Expect(outcomes(results)).To(Equal(map[string]int{"Created": 1, "Deduplicated": 199}))
+
+		rrs := rrsOf(ctx, "default", fingerprintOf(s))
+		Expect(rrs).To(HaveLen(1))
+		Expect(countOf(&rrs[0])).To(Equal(int64(200)))
+		// Every answer is the RemediationRequest as it stood after that
+		// signal was counted, so the answers' counts are all different
+		// except where signals shared a write.
+		var highest int64
+		for _, r := range results {
+			highest = max(highest, countOf(r.rr))
+		}
+		Expect(highest).To(Equal(int64(200)))
+	})
+
+	It("opens a new RemediationRequest once the active one is terminal and leaves the old one untouched", func(ctx SpecContext) {
+		s := newSignal("default")
+		first, err := admin.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+
+		rrs := admin.RemediationV1alpha1().RemediationRequests("default")
+		old, err := rrs.Get(ctx, first.Name, metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		old.Status.OverallPhase = remediationv1alpha1.PhaseCompleted
+		completed, err := rrs.UpdateStatus(ctx, old, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+
+		next, err := admin.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(next.Name).NotTo(Equal(first.Name))
+		Expect(countOf(next)).To(Equal(int64(1)))
+
+		after, err := rrs.Get(ctx, first.Name, metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(after.ResourceVersion).To(Equal(completed.ResourceVersion))
+		Expect(countOf(after)).To(Equal(int64(1)))
+
+		all := rrsOf(ctx, "default", fingerprintOf(s))
+		Expect(all).To(HaveLen(2))
+		active := 0
+		for _, rr := range all {
+			if !rr.Status.OverallPhase.IsTerminal() {
+				active++
+			}
+		}
+		Expect(active).To(Equal(1))
+	})
+
+	It("refuses to move a terminal RemediationRequest back to an active phase", func(ctx SpecContext) {
+		rr, err := admin.SignalsV1().Signals().Create(ctx, newSignal("default"), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		rrs := admin.RemediationV1alpha1().RemediationRequests("default")
+		current, err := rrs.Get(ctx, rr.Name, metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		current.Status.OverallPhase = remediationv1alpha1.PhaseFailed
+		current, err = rrs.UpdateStatus(ctx, current, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		current.Status.OverallPhase = remediationv1alpha1.PhaseProcessing
+		_, err = rrs.UpdateStatus(ctx, current, metav1.UpdateOptions{})
+		Expect(err).To(MatchError(ContainSubstring("a terminal overallPhase is final")))
+	})
+
+	It("keeps one RemediationRequest and an exact count with two server replicas", func(ctx SpecContext) {
+		second, err := cp.StartServer(ctx, "signal-apiserver-1")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(second.Stop)
+		// The second replica is called directly, as kube-apiserver's
+		// aggregator would call it: front-proxy certificate and headers.
+		direct := versioned.NewForConfigOrDie(cp.FrontProxyClientConfig(second, "system:admin", []string{"system:masters"}))
+
+		s := newSignal("default")
+		results := sendConcurrently(ctx, s, 100, admin, direct)
+		Expect(outcomes(results)).To(Equal(map[string]int{"Created": 1, "Deduplicated": 99}))
+		rrs := rrsOf(ctx, "default", fingerprintOf(s))
+		Expect(rrs).To(HaveLen(1))
+		Expect(countOf(&rrs[0])).To(Equal(int64(100)))
+	})
+
+	It("sets lastResolvedAt for a Resolved signal without counting it or creating anything", func(ctx SpecContext) {
+		s := newSignal("default")
+		resolved := s.DeepCopy()
+		resolved.Spec.Status = "Resolved"
+		_, err := admin.SignalsV1().Signals().Create(ctx, resolved, metav1.CreateOptions{})
+		Expect(err).To(MatchError(ContainSubstring("no active RemediationRequest")))
+		Expect(rrsOf(ctx, "default", fingerprintOf(s))).To(BeEmpty())
+
+		_, err = admin.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		rr, err := admin.SignalsV1().Signals().Create(ctx, resolved, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(countOf(rr)).To(Equal(int64(1)))
+		Expect(rr.Status.Deduplication.LastResolvedAt).NotTo(BeNil())
+	})
+})
+
+var _ context.Context
