@@ -124,7 +124,7 @@ func TestControlPlane(t *testing.T) {
 			{authorizationv1.ResourceAttributes{Resource: "namespaces", Verb: "delete"}, false},
 			{authorizationv1.ResourceAttributes{Group: "admissionregistration.k8s.io", Resource: "validatingadmissionpolicies", Verb: "watch"}, true},
 			{authorizationv1.ResourceAttributes{Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations", Verb: "create"}, false},
-			{authorizationv1.ResourceAttributes{Group: "flowcontrol.apiserver.k8s.io", Resource: "flowschemas", Verb: "list"}, true},
+			{authorizationv1.ResourceAttributes{Group: "flowcontrol.apiserver.k8s.io", Resource: "flowschemas", Verb: "list"}, false},
 			{authorizationv1.ResourceAttributes{Group: "signals.remediation.io", Resource: "signals", Verb: "create"}, false},
 			{authorizationv1.ResourceAttributes{Resource: "pods", Verb: "list"}, false},
 		} {
