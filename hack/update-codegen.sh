@@ -28,6 +28,7 @@ kube::codegen::gen_openapi \
 	--output-pkg "${MODULE}/generated/openapi" \
 	--report-filename "${OUT}/generated/openapi/api_violations.list" \
 	--update-report \
+	--output-model-name-file zz_generated.model_name.go \
 	--boilerplate "${BOILERPLATE}" \
 	"${OUT}/apis"
 
