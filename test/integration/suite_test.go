@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
+	"github.com/signal-apiserver/signal-apiserver/pkg/apiserver"
 	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
 )
 
@@ -83,3 +84,6 @@ var _ = ReportAfterSuite("server logs", func(r Report) {
 		GinkgoWriter.Printf("control-plane state and logs: %s\n", cp.StateDir())
 	}
 })
+
+// remediationCodecs decode the answers of raw requests.
+var remediationCodecs = apiserver.Codecs.WithoutConversion()

@@ -1,0 +1,53 @@
+# signal-apiserver: the front door. `make help` lists the targets.
+
+SHELL := /usr/bin/env bash -o errexit -o nounset -o pipefail
+.DEFAULT_GOAL := help
+
+BIN_DIR        := $(CURDIR)/bin
+SERVER_BINARY  := $(BIN_DIR)/signal-apiserver
+KUBE_VERSION   ?= v1.37.2
+ETCD_VERSION   ?= v3.7.0
+CONTROL_PLANE  := $(BIN_DIR)/control-plane/kube-$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
+GINKGO_FLAGS   ?=
+
+export KUBE_VERSION ETCD_VERSION
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} \
+		/^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } \
+		/^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Run
+
+.PHONY: run
+run: build control-plane ## Start a local control plane with signal-apiserver registered (Ctrl-C stops it).
+	go run ./hack/local-up --bin-dir "$(CONTROL_PLANE)" --server-binary "$(SERVER_BINARY)"
+
+##@ Build
+
+.PHONY: build
+build: ## Build bin/signal-apiserver.
+	go build -o "$(SERVER_BINARY)" ./cmd/signal-apiserver
+
+.PHONY: control-plane
+control-plane: ## Build kube-apiserver, kubectl and etcd from Go modules once, into bin/control-plane/.
+	hack/build-control-plane.sh >/dev/null
+
+.PHONY: generate
+generate: ## Regenerate deepcopy, conversion, defaults, clients, OpenAPI and the CRD.
+	hack/update-codegen.sh
+
+##@ Test
+
+.PHONY: test
+test: build control-plane ## Run unit tests and the integration suites against a real kube-apiserver and etcd.
+	go test ./apis/... ./pkg/... ./cmd/... -count=1
+	KUBEBUILDER_ASSETS="$(CONTROL_PLANE)" SIGNAL_APISERVER_BINARY="$(SERVER_BINARY)" \
+		go test ./test/... -count=1 -timeout 30m $(if $(GINKGO_FLAGS),-args $(GINKGO_FLAGS))
+
+.PHONY: verify
+verify: ## Check formatting, vet, go.mod tidiness and that generated code is fresh.
+	hack/verify.sh
