@@ -123,13 +123,20 @@ func (e *Engine) Submit(ctx context.Context, s Signal) (*Result, error) {
 				outcome = OutcomeResolved
 			}
 			return &Result{RemediationRequest: rr, Outcome: outcome}, nil
+		case errors.As(err, &gone) && gone.deleted:
+			e.forget(c)
+			// Create the slot again, unless it has a successor: then it
+			// was terminal before it was deleted, and the count goes on
+			// there (the create answers AlreadyExists).
+			minSlot, recreate = c.slot, c.slot
+			if _, err := e.client.RemediationRequests(s.Namespace).Get(ctx, SlotName(s.Fingerprint, c.slot+1), metav1.GetOptions{}); err == nil {
+				minSlot, recreate = c.slot+1, c.slot+1
+			} else if !apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("looking for a successor of deleted RemediationRequest %s/%s: %w", s.Namespace, c.name, err)
+			}
 		case errors.As(err, &gone):
 			e.forget(c)
-			if gone.deleted {
-				minSlot, recreate = c.slot, c.slot
-			} else {
-				minSlot, recreate = c.slot+1, -1
-			}
+			minSlot, recreate = c.slot+1, -1
 		default:
 			return nil, err
 		}

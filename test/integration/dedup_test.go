@@ -91,6 +91,43 @@ var _ = Describe("Deduplication", func() {
 		Expect(active).To(Equal(1))
 	})
 
+	It("creates a deleted active RemediationRequest again at the same name", func(ctx SpecContext) {
+		s := newSignal("default")
+		first, err := admin.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(admin.RemediationV1alpha1().RemediationRequests("default").Delete(ctx, first.Name, metav1.DeleteOptions{})).To(Succeed())
+
+		results := sendConcurrently(ctx, s, 5, admin)
+		Expect(outcomes(results)).To(Equal(map[string]int{"Created": 1, "Deduplicated": 4}))
+		rrs := rrsOf(ctx, "default", fingerprintOf(s))
+		Expect(rrs).To(HaveLen(1))
+		Expect(rrs[0].Name).To(Equal(first.Name))
+		Expect(rrs[0].UID).NotTo(Equal(first.UID))
+		Expect(countOf(&rrs[0])).To(Equal(int64(5)))
+	})
+
+	It("goes on to the successor when a terminal RemediationRequest it counted on was deleted", func(ctx SpecContext) {
+		s := newSignal("default")
+		first, err := admin.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		rrs := admin.RemediationV1alpha1().RemediationRequests("default")
+		current, err := rrs.Get(ctx, first.Name, metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		current.Status.OverallPhase = remediationv1alpha1.PhaseCompleted
+		_, err = rrs.UpdateStatus(ctx, current, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		second, err := admin.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(second.Name).NotTo(Equal(first.Name))
+		Expect(rrs.Delete(ctx, first.Name, metav1.DeleteOptions{})).To(Succeed())
+
+		Expect(outcomes(sendConcurrently(ctx, s, 5, admin))).To(Equal(map[string]int{"Deduplicated": 5}))
+		all := rrsOf(ctx, "default", fingerprintOf(s))
+		Expect(all).To(HaveLen(1))
+		Expect(all[0].Name).To(Equal(second.Name))
+		Expect(countOf(&all[0])).To(Equal(int64(6)))
+	})
+
 	It("refuses to move a terminal RemediationRequest back to an active phase", func(ctx SpecContext) {
 		rr, err := admin.SignalsV1().Signals().Create(ctx, newSignal("default"), metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
