@@ -41,6 +41,18 @@ const ServerUser = "system:serviceaccount:" + ServerNamespace + ":signal-apiserv
 // carry them.
 var ServerGroups = []string{"system:serviceaccounts", "system:serviceaccounts:" + ServerNamespace, "system:authenticated"}
 
+// authenticationConfig lets anonymous requests reach the health endpoints
+// (envtest polls /healthz without credentials) and nothing else.
+const authenticationConfig = `apiVersion: apiserver.config.k8s.io/v1
+kind: AuthenticationConfiguration
+anonymous:
+  enabled: true
+  conditions:
+  - path: /livez
+  - path: /readyz
+  - path: /healthz
+`
+
 // startTimeout bounds each of etcd's and kube-apiserver's start-up.
 const startTimeout = 60 * time.Second
 
@@ -116,6 +128,9 @@ func Start(ctx context.Context, o Options) (_ *ControlPlane, retErr error) {
 		return nil, err
 	}
 
+	if err := os.WriteFile(c.pki.path("authentication-config.yaml"), []byte(authenticationConfig), 0o600); err != nil {
+		return nil, err
+	}
 	c.env = &envtest.Environment{
 		ControlPlane: envtest.ControlPlane{
 			Etcd: &envtest.Etcd{
@@ -151,7 +166,10 @@ func Start(ctx context.Context, o Options) (_ *ControlPlane, retErr error) {
 		// Keep everything on loopback; with a loopback advertise address the
 		// endpoint reconciler must be off.
 		Set("advertise-address", "127.0.0.1").
-		Set("endpoint-reconciler-type", "none")
+		Set("endpoint-reconciler-type", "none").
+		// Anonymous requests only for health checks, as hardened clusters
+		// do: anything else unauthenticated gets 401.
+		Set("authentication-config", c.pki.path("authentication-config.yaml"))
 
 	if c.admin, err = c.env.Start(); err != nil {
 		return nil, fmt.Errorf("starting etcd and kube-apiserver (logs in %s): %w", o.StateDir, err)

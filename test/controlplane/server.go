@@ -115,42 +115,57 @@ func (c *ControlPlane) StartServer(ctx context.Context, name string) (*Server, e
 	return s, nil
 }
 
-// waitForReady polls the server's /readyz directly, as system:admin through
-// the front-proxy, until it answers 200.
+// waitForReady polls the server directly, as system:admin through the
+// front-proxy, until /readyz answers 200 and an authenticated discovery
+// request succeeds.
+//
+// It dials a new connection for every poll. client-go shares one pooled
+// transport between rest.Configs with the same certificates, and a TLS
+// connection made while the server was still loading its client CAs carries
+// no client certificate for as long as it lives: reused by a test, it would
+// make that test's requests anonymous.
 func (c *ControlPlane) waitForReady(ctx context.Context, s *Server) error {
-	rt, err := rest.TransportFor(c.FrontProxyClientConfig(s, "system:admin", []string{"system:masters"}))
+	cfg := c.FrontProxyClientConfig(s, "system:admin", []string{"system:masters"})
+	tlsConfig, err := rest.TLSConfigFor(cfg)
 	if err != nil {
 		return err
 	}
-	httpClient := &http.Client{Transport: rt, Timeout: 5 * time.Second}
-	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", s.Port)
+	httpClient := &http.Client{
+		Transport: transport.NewAuthProxyRoundTripper("system:admin", "", []string{"system:masters"}, nil,
+			&http.Transport{TLSClientConfig: tlsConfig, DisableKeepAlives: true}),
+		Timeout: 5 * time.Second,
+	}
 	var last string
+	get := func(ctx context.Context, path string) bool {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d%s", s.Port, path), nil)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return true
+		}
+		var body bytes.Buffer
+		_, _ = body.ReadFrom(resp.Body)
+		last = fmt.Sprintf("%s %s: %s", path, resp.Status, body.String())
+		return false
+	}
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, serverStartTimeout, true, func(ctx context.Context) (bool, error) {
 		select {
 		case <-s.done:
 			return false, fmt.Errorf("%s exited: %v", s.Name, s.exitErr)
 		default:
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return false, err
-		}
-		resp, err := httpClient.Do(req)
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			return true, nil
-		}
-		var body bytes.Buffer
-		_, _ = body.ReadFrom(resp.Body)
-		last = fmt.Sprintf("%s: %s", resp.Status, body.String())
-		return false, nil
+		return get(ctx, "/readyz") && get(ctx, "/apis/signals.remediation.io/v1"), nil
 	})
 	if err != nil {
-		return fmt.Errorf("waiting for %s /readyz (last answer: %s; log: %s): %w", s.Name, last, s.LogPath, err)
+		return fmt.Errorf("waiting for %s to be ready (last answer: %s; log: %s): %w", s.Name, last, s.LogPath, err)
 	}
 	return nil
 }
