@@ -30,15 +30,17 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, stop, *binDir, *serverBinary, *stateDir); err != nil {
+	if err := run(ctx, *binDir, *serverBinary, *stateDir); err != nil {
 		fmt.Fprintln(os.Stderr, "local-up:", err)
 		os.Exit(1)
 	}
 }
 
 // run starts everything, waits for a signal (or for signal-apiserver to die)
-// and stops everything. A signal during start-up is a clean exit too.
-func run(ctx context.Context, stopSignals func(), binDir, serverBinary, stateDir string) (retErr error) {
+// and stops everything. A signal during start-up is a clean exit too. Further
+// signals are ignored while stopping, which is bounded: dying half-way would
+// leave kube-apiserver and etcd running in their own process groups.
+func run(ctx context.Context, binDir, serverBinary, stateDir string) (retErr error) {
 	repoRoot, err := controlplane.FindRepoRoot()
 	if err != nil {
 		return err
@@ -78,8 +80,6 @@ func run(ctx context.Context, stopSignals func(), binDir, serverBinary, stateDir
 
 	select {
 	case <-ctx.Done():
-		// A second Ctrl-C kills local-up at once.
-		stopSignals()
 		return nil
 	case <-server.Done():
 		return fmt.Errorf("signal-apiserver exited (log: %s)", server.LogPath)

@@ -34,7 +34,9 @@ func TestValidateSignal(t *testing.T) {
 		want []string
 	}{
 		{name: "valid", mutate: func(*signals.Signal) {}},
-		{name: "cluster-scoped target", mutate: func(s *signals.Signal) { s.Spec.Target = signals.TargetReference{APIVersion: "v1", Kind: "Node", Name: "worker-1"} }},
+		{name: "cluster-scoped target", mutate: func(s *signals.Signal) {
+			s.Spec.Target = signals.TargetReference{APIVersion: "v1", Kind: "Node", Name: "worker-1"}
+		}},
 		{name: "resolved", mutate: func(s *signals.Signal) { s.Spec.Status = signals.SignalStatusResolved }},
 		{name: "own fingerprint", mutate: func(s *signals.Signal) { s.Spec.Fingerprint = "incident-42" }},
 		{
@@ -80,9 +82,11 @@ func TestValidateSignal(t *testing.T) {
 			want:   []string{"spec.labels: Too many"},
 		},
 		{
-			name:   "annotations too large",
-			mutate: func(s *signals.Signal) { s.Spec.Annotations = map[string]string{"runbook": strings.Repeat("r", MaxAnnotationsSize)} },
-			want:   []string{"spec.annotations: Too long"},
+			name: "annotations too large",
+			mutate: func(s *signals.Signal) {
+				s.Spec.Annotations = map[string]string{"runbook": strings.Repeat("r", MaxAnnotationsSize)}
+			},
+			want: []string{"spec.annotations: Too long"},
 		},
 		{
 			name:   "empty label key",
