@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,6 +25,7 @@ const (
 	APIServiceName = "v1.signals.remediation.io"
 	// SignalsGroupVersion is the group/version signal-apiserver serves.
 	SignalsGroupVersion = "signals.remediation.io/v1"
+	openAPIV3Path       = "/openapi/v3/apis/" + SignalsGroupVersion
 	serviceName         = "signal-apiserver"
 	registerTimeout     = 60 * time.Second
 )
@@ -32,7 +34,8 @@ const (
 // ExternalName Service for localhost and the APIService
 // v1.signals.remediation.io with s's port and CA. It creates both or updates
 // them, so registering another server moves the API to it. It waits until the
-// APIService is Available and discovery through kube-apiserver lists signals.
+// APIService is Available, discovery through kube-apiserver lists signals and
+// kube-apiserver serves the OpenAPI v3 document of signals.remediation.io/v1.
 func (c *ControlPlane) RegisterAPIService(ctx context.Context, s *Server) error {
 	core, err := kubernetes.NewForConfig(c.admin)
 	if err != nil {
@@ -122,13 +125,17 @@ func (c *ControlPlane) RegisterAPIService(ctx context.Context, s *Server) error 
 			last = "discovery: " + err.Error()
 			return false, nil
 		}
-		for _, r := range resources.APIResources {
-			if r.Name == "signals" {
-				return true, nil
-			}
+		if !slices.ContainsFunc(resources.APIResources, func(r metav1.APIResource) bool { return r.Name == "signals" }) {
+			last = fmt.Sprintf("discovery of %s lists no signals", SignalsGroupVersion)
+			return false, nil
 		}
-		last = fmt.Sprintf("discovery of %s lists no signals", SignalsGroupVersion)
-		return false, nil
+		// kube-apiserver fetches the server's OpenAPI a moment after
+		// discovery works; kubectl explain needs it.
+		if err := disco.RESTClient().Get().AbsPath(openAPIV3Path).Do(ctx).Error(); err != nil {
+			last = openAPIV3Path + ": " + err.Error()
+			return false, nil
+		}
+		return true, nil
 	})
 	if err != nil {
 		return fmt.Errorf("waiting for APIService %s to serve signals (last: %s; log: %s): %w", APIServiceName, last, s.LogPath, err)

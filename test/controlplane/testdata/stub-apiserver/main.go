@@ -3,7 +3,8 @@
 // prove the harness right: it reads the front-proxy CA and allowed names from
 // kube-system/extension-apiserver-authentication and lists RemediationRequests
 // with --kubeconfig (so RBAC must allow both), trusts only front-proxy
-// clients, serves discovery for signals.remediation.io/v1, and answers
+// clients, serves discovery and an empty OpenAPI v3 document for
+// signals.remediation.io/v1, and answers
 // GET /apis/signals.remediation.io/v1/whoami with the proxied user.
 package main
 
@@ -121,6 +122,14 @@ func run(ctx context.Context, addr, certFile, keyFile, kubeconfig string) error 
 			GroupVersion: "signals.remediation.io/v1",
 			APIResources: []metav1.APIResource{{Name: "signals", Kind: "Signal", Verbs: metav1.Verbs{"create"}}},
 		})
+	})
+	mux.HandleFunc("/openapi/v3", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, map[string]any{"paths": map[string]any{
+			"apis/signals.remediation.io/v1": map[string]string{"serverRelativeURL": "/openapi/v3/apis/signals.remediation.io/v1?hash=stub"},
+		}})
+	})
+	mux.HandleFunc("/openapi/v3/apis/signals.remediation.io/v1", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, map[string]any{"openapi": "3.0.0", "info": map[string]string{"title": "stub-apiserver", "version": "v1"}, "paths": map[string]any{}})
 	})
 	mux.HandleFunc("/apis/signals.remediation.io/v1/whoami", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"user": r.Header.Get("X-Remote-User"), "groups": r.Header.Values("X-Remote-Group")})
