@@ -95,8 +95,16 @@ func (c completedConfig) New() (*Server, error) {
 		return nil, fmt.Errorf("watching RemediationRequest deletions: %w", err)
 	}
 
+	dedup.RegisterMetrics()
+	signalregistry.RegisterMetrics()
+	registerMetrics()
 	if err := generic.AddPostStartHook("start-remediationrequest-informer", func(ctx genericapiserver.PostStartHookContext) error {
 		factory.Start(ctx.Done())
+		go func() {
+			if cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
+				cacheSynced.Set(1)
+			}
+		}()
 		return nil
 	}); err != nil {
 		return nil, err

@@ -140,9 +140,11 @@ func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op)
 	defer cancel()
 	client := c.engine.client.RemediationRequests(c.namespace)
 	obj := base
+	readReason := "no_base"
 	var stored *remediationv1alpha1.RemediationRequest
 	err := retry.RetryOnConflict(conflictBackoff, func() error {
 		if obj == nil {
+			reads.WithLabelValues(readReason).Inc()
 			got, err := client.Get(ctx, c.name, metav1.GetOptions{})
 			if apierrors.IsNotFound(err) {
 				return &goneError{name: c.name, deleted: true}
@@ -156,6 +158,7 @@ func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op)
 			return fmt.Errorf("%w: %s/%s has fingerprint %s", ErrNameCollision, c.namespace, c.name, obj.Spec.SignalFingerprint)
 		}
 		if obj.Status.OverallPhase.IsTerminal() {
+			statusWrites.WithLabelValues(writeTerminal).Inc()
 			stored = obj
 			return &goneError{name: c.name}
 		}
@@ -164,14 +167,19 @@ func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op)
 		updated, err := client.UpdateStatus(ctx, next, metav1.UpdateOptions{FieldManager: FieldManager})
 		switch {
 		case err == nil:
+			statusWrites.WithLabelValues(writeSuccess).Inc()
+			signalsPerWrite.Observe(float64(len(ops)))
 			stored = updated
 			return nil
 		case apierrors.IsConflict(err):
-			obj = nil
+			statusWrites.WithLabelValues(writeConflict).Inc()
+			obj, readReason = nil, "conflict"
 			return err
 		case apierrors.IsNotFound(err):
+			statusWrites.WithLabelValues(writeDeleted).Inc()
 			return &goneError{name: c.name, deleted: true}
 		default:
+			statusWrites.WithLabelValues(writeError).Inc()
 			// The write may or may not have landed (a timeout, say):
 			// read before the next one.
 			return fmt.Errorf("updating the status of RemediationRequest %s/%s: %w", c.namespace, c.name, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -86,6 +87,8 @@ type Engine struct {
 	// counters holds, per namespace/fingerprint, the RemediationRequest this
 	// process counts on; it is the freshest knowledge there is about it.
 	counters map[string]*counter
+	// creating holds the creates in flight, by namespace/fingerprint/slot.
+	creating map[string]*createCall
 }
 
 // NewEngine returns an engine that reads from cache and writes with client.
@@ -95,6 +98,7 @@ func NewEngine(client remediationclient.RemediationRequestsGetter, cache Cache) 
 		cache:        cache,
 		writeTimeout: 20 * time.Second,
 		counters:     map[string]*counter{},
+		creating:     map[string]*createCall{},
 	}
 }
 
@@ -129,6 +133,7 @@ func (e *Engine) Submit(ctx context.Context, s Signal) (*Result, error) {
 			// was terminal before it was deleted, and the count goes on
 			// there (the create answers AlreadyExists).
 			minSlot, recreate = c.slot, c.slot
+			reads.WithLabelValues("successor").Inc()
 			if _, err := e.client.RemediationRequests(s.Namespace).Get(ctx, SlotName(s.Fingerprint, c.slot+1), metav1.GetOptions{}); err == nil {
 				minSlot, recreate = c.slot+1, c.slot+1
 			} else if !apierrors.IsNotFound(err) {
@@ -171,16 +176,62 @@ func (e *Engine) counterFor(ctx context.Context, s Signal, minSlot, recreate int
 	if s.Resolved {
 		return nil, "", ErrNoActiveRemediation
 	}
-	created, err := e.client.RemediationRequests(s.Namespace).Create(ctx, newRemediationRequest(s, slot), metav1.CreateOptions{FieldManager: FieldManager})
+	return e.create(ctx, s, slot)
+}
+
+// createCall is one create of a slot that concurrent signals of this
+// process share.
+type createCall struct {
+	done    chan struct{}
+	counter *counter
+	err     error
+}
+
+// create creates slot of s's fingerprint, or waits for the create of it
+// already in flight in this process: a storm's first signals cost one
+// create per replica, not one each.
+func (e *Engine) create(ctx context.Context, s Signal, slot int) (*counter, Outcome, error) {
+	key := indexKey(s.Namespace, s.Fingerprint) + "/" + strconv.Itoa(slot)
+	e.mu.Lock()
+	if call := e.creating[key]; call != nil {
+		e.mu.Unlock()
+		select {
+		case <-call.done:
+		case <-ctx.Done():
+			return nil, "", ctx.Err()
+		}
+		return call.counter, OutcomeDeduplicated, call.err
+	}
+	call := &createCall{done: make(chan struct{})}
+	e.creating[key] = call
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.creating, key)
+		e.mu.Unlock()
+		close(call.done)
+	}()
+
+	// The create serves every waiter, so the first caller's cancellation
+	// must not cancel it.
+	createCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.writeTimeout)
+	defer cancel()
+	created, err := e.client.RemediationRequests(s.Namespace).Create(createCtx, newRemediationRequest(s, slot), metav1.CreateOptions{FieldManager: FieldManager})
 	switch {
 	case err == nil:
-		return e.install(s, slot, created), OutcomeCreated, nil
+		creates.WithLabelValues("created").Inc()
+		call.counter = e.install(s, slot, created)
+		return call.counter, OutcomeCreated, nil
 	case apierrors.IsAlreadyExists(err):
 		// Someone else created it first: count on it. Its state is
 		// unknown here; the counter reads it before its first write.
-		return e.install(s, slot, nil), OutcomeDeduplicated, nil
+		creates.WithLabelValues("already_exists").Inc()
+		call.counter = e.install(s, slot, nil)
+		return call.counter, OutcomeDeduplicated, nil
 	default:
-		return nil, "", fmt.Errorf("creating RemediationRequest %s/%s: %w", s.Namespace, SlotName(s.Fingerprint, slot), err)
+		creates.WithLabelValues("error").Inc()
+		call.err = fmt.Errorf("creating RemediationRequest %s/%s: %w", s.Namespace, SlotName(s.Fingerprint, slot), err)
+		return nil, "", call.err
 	}
 }
 
@@ -215,6 +266,13 @@ func (e *Engine) install(s Signal, slot int, base *remediationv1alpha1.Remediati
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if c := e.counters[key]; c != nil && c.slot >= slot {
+		if c.slot == slot && base != nil {
+			c.mu.Lock()
+			if c.base == nil {
+				c.base = base
+			}
+			c.mu.Unlock()
+		}
 		return c
 	}
 	c := &counter{

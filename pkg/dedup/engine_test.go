@@ -52,16 +52,16 @@ func testSignal() Signal {
 	}
 }
 
-// statusWrites intercepts status updates: it counts them, can fail the
+// writeInterceptor intercepts status updates: it counts them, can fail the
 // first ones with a conflict, and can hold the first one until released.
-type statusWrites struct {
+type writeInterceptor struct {
 	calls     atomic.Int32
 	conflicts int32
 	hold      chan struct{}
 	held      chan struct{}
 }
 
-func (w *statusWrites) install(client *fake.Clientset) {
+func (w *writeInterceptor) install(client *fake.Clientset) {
 	client.PrependReactor("update", "remediationrequests", func(action clienttesting.Action) (bool, runtime.Object, error) {
 		if action.GetSubresource() != "status" {
 			return false, nil, nil
@@ -94,7 +94,7 @@ func storedCount(t *testing.T, client *fake.Clientset, name string) int64 {
 // meanwhile: they must share the second write.
 func TestGroupCommit(t *testing.T) {
 	client := fake.NewSimpleClientset()
-	writes := &statusWrites{hold: make(chan struct{}), held: make(chan struct{})}
+	writes := &writeInterceptor{hold: make(chan struct{}), held: make(chan struct{})}
 	writes.install(client)
 	e := NewEngine(client.RemediationV1alpha1(), &staticCache{})
 	ctx := context.Background()
@@ -151,7 +151,7 @@ func TestGroupCommit(t *testing.T) {
 // its write started is never written.
 func TestWithdrawnSignalIsNotCounted(t *testing.T) {
 	client := fake.NewSimpleClientset()
-	writes := &statusWrites{hold: make(chan struct{}), held: make(chan struct{})}
+	writes := &writeInterceptor{hold: make(chan struct{}), held: make(chan struct{})}
 	writes.install(client)
 	e := NewEngine(client.RemediationV1alpha1(), &staticCache{})
 
@@ -199,7 +199,7 @@ func TestWithdrawnSignalIsNotCounted(t *testing.T) {
 // to a fresh read, once.
 func TestConflictReappliesTheBatch(t *testing.T) {
 	client := fake.NewSimpleClientset()
-	writes := &statusWrites{conflicts: 2}
+	writes := &writeInterceptor{conflicts: 2}
 	writes.install(client)
 	e := NewEngine(client.RemediationV1alpha1(), &staticCache{})
 
@@ -226,7 +226,7 @@ func TestTerminalMovesToTheNextSlot(t *testing.T) {
 		Status:     remediationv1alpha1.RemediationRequestStatus{OverallPhase: remediationv1alpha1.PhaseCompleted},
 	}
 	client := fake.NewSimpleClientset(done.DeepCopy())
-	writes := &statusWrites{}
+	writes := &writeInterceptor{}
 	writes.install(client)
 
 	// The cache still shows slot 0 active: the engine must find out.
@@ -292,5 +292,65 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestConcurrentSignalsShareOneCreate: the signals that arrive while the
+// create of their RemediationRequest is in flight wait for it instead of
+// sending creates of their own.
+func TestConcurrentSignalsShareOneCreate(t *testing.T) {
+	client := fake.NewSimpleClientset()
+	var createCalls atomic.Int32
+	hold, held := make(chan struct{}), make(chan struct{})
+	client.PrependReactor("create", "remediationrequests", func(clienttesting.Action) (bool, runtime.Object, error) {
+		if createCalls.Add(1) == 1 {
+			close(held)
+			<-hold
+		}
+		return false, nil, nil
+	})
+	e := NewEngine(client.RemediationV1alpha1(), &staticCache{})
+
+	var wg sync.WaitGroup
+	outcomes := make(chan Outcome, 20)
+	submit := func() {
+		defer wg.Done()
+		res, err := e.Submit(context.Background(), testSignal())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		outcomes <- res.Outcome
+	}
+	wg.Add(1)
+	go submit()
+	<-held
+	for range 19 {
+		wg.Add(1)
+		go submit()
+	}
+	key := indexKey("default", testFingerprint) + "/0"
+	waitFor(t, func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.creating[key] != nil
+	})
+	time.Sleep(10 * time.Millisecond) // let the 19 reach the wait; the assertions below do not depend on it
+	close(hold)
+	wg.Wait()
+	close(outcomes)
+
+	got := map[Outcome]int{}
+	for o := range outcomes {
+		got[o]++
+	}
+	if got[OutcomeCreated] != 1 || got[OutcomeDeduplicated] != 19 {
+		t.Errorf("outcomes = %v, want 1 Created and 19 Deduplicated", got)
+	}
+	if n := createCalls.Load(); n != 1 {
+		t.Errorf("creates = %d, want 1", n)
+	}
+	if c := storedCount(t, client, SlotName(testFingerprint, 0)); c != 20 {
+		t.Errorf("stored occurrenceCount = %d, want 20", c)
 	}
 }

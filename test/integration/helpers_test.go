@@ -94,3 +94,6 @@ func outcomes(results []sendResult) map[string]int {
 	}
 	return got
 }
+
+// metaCreate are the options of a plain create.
+var metaCreate = metav1.CreateOptions{}

@@ -39,8 +39,9 @@ type Options struct {
 
 // REST is the storage of signals: create-only, nothing stored.
 type REST struct {
-	dedup Deduplicator
-	opts  Options
+	dedup   Deduplicator
+	opts    Options
+	sources sources
 }
 
 var (
@@ -90,19 +91,11 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 	if !ok {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("not a Signal: %T", obj))
 	}
-	if errs := validation.ValidateSignal(sig); len(errs) > 0 {
-		return nil, apierrors.NewInvalid(signals.Kind("Signal"), sig.Name, errs)
-	}
-	if createValidation != nil {
-		if err := createValidation(ctx, obj); err != nil {
-			return nil, err
-		}
-	}
-
-	signal := r.toDedup(sig, dryrun.IsDryRun(options.DryRun))
-	res, err := r.dedup.Submit(ctx, signal)
+	began := r.opts.Now()
+	res, err := r.create(ctx, sig, createValidation, options)
+	r.observe(sig.Spec.Source, began, res, err)
 	if err != nil {
-		return nil, toAPIError(err, signal)
+		return nil, err
 	}
 	rr := res.RemediationRequest.DeepCopy()
 	rr.SetGroupVersionKind(remediationv1alpha1.SchemeGroupVersion.WithKind("RemediationRequest"))
@@ -111,6 +104,23 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 	}
 	rr.Annotations[OutcomeAnnotation] = string(res.Outcome)
 	return rr, nil
+}
+
+func (r *REST) create(ctx context.Context, sig *signals.Signal, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (*dedup.Result, error) {
+	if errs := validation.ValidateSignal(sig); len(errs) > 0 {
+		return nil, apierrors.NewInvalid(signals.Kind("Signal"), sig.Name, errs)
+	}
+	if createValidation != nil {
+		if err := createValidation(ctx, sig); err != nil {
+			return nil, err
+		}
+	}
+	signal := r.toDedup(sig, dryrun.IsDryRun(options.DryRun))
+	res, err := r.dedup.Submit(ctx, signal)
+	if err != nil {
+		return nil, toAPIError(err, signal)
+	}
+	return res, nil
 }
 
 func (r *REST) toDedup(sig *signals.Signal, dryRun bool) dedup.Signal {

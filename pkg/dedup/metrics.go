@@ -1,0 +1,57 @@
+package dedup
+
+import (
+	"sync"
+
+	"k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/legacyregistry"
+)
+
+const metricsNamespace = "signal_apiserver"
+
+// Results of a status write, the label of statusWrites.
+const (
+	writeSuccess  = "success"
+	writeConflict = "conflict"
+	writeTerminal = "terminal"
+	writeDeleted  = "deleted"
+	writeError    = "error"
+)
+
+var (
+	statusWrites = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace:      metricsNamespace,
+		Name:           "status_writes_total",
+		Help:           "Status writes to RemediationRequests by result: success, conflict (retried on a fresh read), terminal or deleted (the signals moved on, nothing written), error.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"result"})
+	signalsPerWrite = metrics.NewHistogram(&metrics.HistogramOpts{
+		Namespace:      metricsNamespace,
+		Name:           "signals_per_status_write",
+		Help:           "Signals carried by one successful status write (group commit batch size).",
+		Buckets:        metrics.ExponentialBuckets(1, 2, 12),
+		StabilityLevel: metrics.ALPHA,
+	})
+	creates = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace:      metricsNamespace,
+		Name:           "remediationrequest_creates_total",
+		Help:           "Creates of RemediationRequests by result: created, already_exists (another request or replica won), error.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"result"})
+	reads = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace:      metricsNamespace,
+		Name:           "remediationrequest_reads_total",
+		Help:           "GETs of RemediationRequests from kube-apiserver by reason: no_base (first write after losing a create race or an error), conflict, successor (after a deletion).",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"reason"})
+)
+
+var registerOnce sync.Once
+
+// RegisterMetrics registers the engine's metrics with the legacy registry,
+// which the server's /metrics serves.
+func RegisterMetrics() {
+	registerOnce.Do(func() {
+		legacyregistry.MustRegister(statusWrites, signalsPerWrite, creates, reads)
+	})
+}
