@@ -1,0 +1,161 @@
+package signal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
+	"github.com/signal-apiserver/signal-apiserver/apis/signals"
+	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
+	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
+)
+
+// recorder is a Deduplicator that remembers what it was given.
+type recorder struct {
+	got []dedup.Signal
+	err error
+}
+
+func (r *recorder) Submit(_ context.Context, s dedup.Signal) (*dedup.Result, error) {
+	r.got = append(r.got, s)
+	if r.err != nil {
+		return nil, r.err
+	}
+	return &dedup.Result{
+		RemediationRequest: &remediationv1alpha1.RemediationRequest{ObjectMeta: metav1.ObjectMeta{Name: dedup.SlotName(s.Fingerprint, 0), Namespace: s.Namespace}},
+		Outcome:            dedup.OutcomeDeduplicated,
+	}, nil
+}
+
+var received = time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+
+func newStorage(d Deduplicator) *REST {
+	return NewREST(d, Options{ClusterID: "eu-1", ClusterScopedNamespace: "remediations", Now: func() time.Time { return received }})
+}
+
+func signal(mutate func(*signals.SignalSpec)) *signals.Signal {
+	s := &signals.Signal{Spec: signals.SignalSpec{
+		Source: "alertmanager", Name: "NodeNotReady", Status: signals.SignalStatusFiring,
+		Target: signals.TargetReference{APIVersion: "v1", Kind: "Node", Name: "worker-1"},
+	}}
+	if mutate != nil {
+		mutate(&s.Spec)
+	}
+	return s
+}
+
+func TestCreateMapsTheSignal(t *testing.T) {
+	started := metav1.NewTime(received.Add(-time.Minute))
+	tests := []struct {
+		name          string
+		spec          func(*signals.SignalSpec)
+		wantNamespace string
+		wantFP        string
+		wantFiring    metav1.Time
+		wantResolved  bool
+	}{
+		{
+			name:          "cluster-scoped target goes to the configured namespace",
+			wantNamespace: "remediations",
+			wantFP:        fingerprint.ForTarget(fingerprint.Target{ClusterID: "eu-1", Kind: "Node", Name: "worker-1"}),
+			wantFiring:    metav1.NewTime(received),
+		},
+		{
+			name: "namespaced target with startsAt",
+			spec: func(s *signals.SignalSpec) {
+				s.Target = signals.TargetReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: "cart"}
+				s.StartsAt = &started
+			},
+			wantNamespace: "shop",
+			wantFP:        fingerprint.ForTarget(fingerprint.Target{ClusterID: "eu-1", Namespace: "shop", Kind: "Deployment", Name: "cart"}),
+			wantFiring:    started,
+		},
+		{
+			name:          "own key, resolved",
+			spec:          func(s *signals.SignalSpec) { s.Fingerprint, s.Status = "incident-42", signals.SignalStatusResolved },
+			wantNamespace: "remediations",
+			wantFP:        fingerprint.ForKey("incident-42"),
+			wantFiring:    metav1.NewTime(received),
+			wantResolved:  true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &recorder{}
+			obj, err := newStorage(d).Create(context.Background(), signal(tt.spec), nil, &metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := d.got[0]
+			if got.Namespace != tt.wantNamespace || got.Fingerprint != tt.wantFP || got.Spec.SignalFingerprint != tt.wantFP ||
+				got.Resolved != tt.wantResolved || !got.Spec.FiringTime.Equal(&tt.wantFiring) || !got.ReceivedAt.Equal(received) {
+				t.Errorf("submitted %+v", got)
+			}
+			rr := obj.(*remediationv1alpha1.RemediationRequest)
+			if rr.APIVersion != "remediation.io/v1alpha1" || rr.Kind != "RemediationRequest" || rr.Annotations[OutcomeAnnotation] != "Deduplicated" {
+				t.Errorf("answer %s/%s annotations %v", rr.APIVersion, rr.Kind, rr.Annotations)
+			}
+		})
+	}
+}
+
+func TestCreateRejectsBeforeSubmitting(t *testing.T) {
+	d := &recorder{}
+	_, err := newStorage(d).Create(context.Background(), signal(func(s *signals.SignalSpec) { s.Source = "" }), nil, &metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) {
+		t.Fatalf("got %v, want 422 Invalid", err)
+	}
+	denied := errors.New("denied by policy")
+	_, err = newStorage(d).Create(context.Background(), signal(nil), func(context.Context, runtime.Object) error { return denied }, &metav1.CreateOptions{})
+	if !errors.Is(err, denied) {
+		t.Fatalf("got %v, want the admission error", err)
+	}
+	if len(d.got) != 0 {
+		t.Errorf("submitted %d signals, want 0", len(d.got))
+	}
+}
+
+func TestCreateDryRun(t *testing.T) {
+	d := &recorder{}
+	if _, err := newStorage(d).Create(context.Background(), signal(nil), nil, &metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Fatal(err)
+	}
+	if !d.got[0].DryRun {
+		t.Error("dry run not passed on")
+	}
+}
+
+func TestEngineErrorsBecomeAPIErrors(t *testing.T) {
+	tests := []struct {
+		err  error
+		code int32
+	}{
+		{dedup.ErrNoActiveRemediation, http.StatusNotFound},
+		{dedup.ErrNotSynced, http.StatusServiceUnavailable},
+		{fmt.Errorf("x: %w", dedup.ErrNameCollision), http.StatusConflict},
+		{dedup.ErrContention, http.StatusTooManyRequests},
+		{fmt.Errorf("waiting: %w", context.DeadlineExceeded), http.StatusGatewayTimeout},
+		// The server's own failures never reach the client as its 403 or 422.
+		{fmt.Errorf("creating: %w", apierrors.NewForbidden(remediationv1alpha1.Resource("remediationrequests"), "x", errors.New("rbac"))), http.StatusInternalServerError},
+		{fmt.Errorf("updating: %w", apierrors.NewConflict(remediationv1alpha1.Resource("remediationrequests"), "x", errors.New("stale"))), http.StatusTooManyRequests},
+		{fmt.Errorf("updating: %w", apierrors.NewServiceUnavailable("etcd")), http.StatusTooManyRequests},
+		{errors.New("boom"), http.StatusInternalServerError},
+	}
+	for _, tt := range tests {
+		t.Run(tt.err.Error(), func(t *testing.T) {
+			_, err := newStorage(&recorder{err: tt.err}).Create(context.Background(), signal(nil), nil, &metav1.CreateOptions{})
+			status, ok := err.(apierrors.APIStatus)
+			if !ok || status.Status().Code != tt.code {
+				t.Errorf("got %v, want code %d", err, tt.code)
+			}
+		})
+	}
+}
