@@ -11,12 +11,14 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
@@ -233,5 +235,66 @@ var _ = Describe("RBAC", func() {
 		anonymous := rest.AnonymousClientConfig(cp.RESTConfig())
 		_, err := versioned.NewForConfigOrDie(anonymous).SignalsV1().Signals().Create(ctx, newSignal("default"), metav1.CreateOptions{})
 		Expect(apierrors.IsUnauthorized(err)).To(BeTrue(), "got %v", err)
+	})
+})
+
+var _ = Describe("Admission", func() {
+	It("runs validating admission policies on signals before anything is counted", func(ctx SpecContext) {
+		kube := kubernetes.NewForConfigOrDie(cp.RESTConfig())
+		name := "deny-test-severity-" + rand.String(5)
+		policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+				FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+				MatchConstraints: &admissionregistrationv1.MatchResources{
+					ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+						RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+							Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+							Rule: admissionregistrationv1.Rule{
+								APIGroups: []string{"signals.remediation.io"}, APIVersions: []string{"v1"}, Resources: []string{"signals"},
+							},
+						},
+					}},
+				},
+				Validations: []admissionregistrationv1.Validation{{
+					Expression: "object.spec.severity != 'test-denied'",
+					Message:    "severity test-denied is not accepted here",
+				}},
+			},
+		}
+		_, err := kube.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, policy, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func(ctx SpecContext) {
+			Expect(kube.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, name, metav1.DeleteOptions{})).To(Succeed())
+		})
+		_, err = kube.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create(ctx, &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+				PolicyName:        name,
+				ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+			},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func(ctx SpecContext) {
+			Expect(kube.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(ctx, name, metav1.DeleteOptions{})).To(Succeed())
+		})
+
+		denied := newSignal("default")
+		denied.Spec.Severity = "test-denied"
+		// The server's policy informer picks the policy up asynchronously.
+		Eventually(func() error {
+			probe := newSignal("default")
+			probe.Spec.Severity = "test-denied"
+			_, err := admin.SignalsV1().Signals().Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			return err
+		}).WithContext(ctx).Should(MatchError(ContainSubstring("severity test-denied is not accepted here")))
+
+		_, err = admin.SignalsV1().Signals().Create(ctx, denied, metav1.CreateOptions{})
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+		Expect(rrsOf(ctx, "default", fingerprintOf(denied))).To(BeEmpty())
+
+		allowed := newSignal("default")
+		_, err = admin.SignalsV1().Signals().Create(ctx, allowed, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
 	})
 })
