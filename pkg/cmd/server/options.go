@@ -123,6 +123,9 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	if err := o.RecommendedOptions.ApplyTo(serverConfig); err != nil {
 		return nil, err
 	}
+	if serverConfig.Authentication.Authenticator != nil {
+		serverConfig.Authentication.Authenticator = healthOnlyAnonymous(serverConfig.Authentication.Authenticator)
+	}
 
 	clientConfig := rest.CopyConfig(serverConfig.ClientConfig)
 	clientConfig.QPS = o.KubeAPIQPS
