@@ -9,6 +9,7 @@ KUBE_VERSION   ?= v1.37.2
 ETCD_VERSION   ?= v3.7.0
 CONTROL_PLANE  := $(BIN_DIR)/control-plane/kube-$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
 GINKGO_FLAGS   ?=
+BENCH_FLAGS    ?=
 
 export KUBE_VERSION ETCD_VERSION
 
@@ -47,6 +48,20 @@ test: build control-plane ## Run unit tests and the integration suites against a
 	go test ./apis/... ./pkg/... ./cmd/... -count=1
 	KUBEBUILDER_ASSETS="$(CONTROL_PLANE)" SIGNAL_APISERVER_BINARY="$(SERVER_BINARY)" \
 		go test ./test/... -count=1 -timeout 30m $(if $(GINKGO_FLAGS),-args $(GINKGO_FLAGS))
+
+.PHONY: bench
+bench: build control-plane ## Benchmark signal-apiserver against its limits and the gateway algorithm (quick: BENCH_FLAGS="--scale 0.1").
+	go run ./cmd/signal-bench --server-binary "$(SERVER_BINARY)" $(BENCH_FLAGS)
+
+FUZZTIME ?= 20s
+FUZZ_TARGETS := FuzzValidateSignal:./apis/signals/validation FuzzFingerprint:./pkg/fingerprint FuzzDecodeSignal:./pkg/apiserver
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 20s) on top of its checked-in seed corpus.
+	@for t in $(FUZZ_TARGETS); do \
+		echo "go test -run '^$$' -fuzz '^$${t%%:*}$$' -fuzztime $(FUZZTIME) $${t#*:}"; \
+		go test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}" || exit 1; \
+	done
 
 .PHONY: verify
 verify: ## Check formatting, vet, go.mod tidiness and that generated code is fresh.

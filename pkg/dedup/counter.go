@@ -87,6 +87,12 @@ func (c *counter) add(ctx context.Context, s Signal) (*remediationv1alpha1.Remed
 		return b.rr, b.err
 	case <-ctx.Done():
 	}
+	select {
+	case <-b.done:
+		// The write finished as the caller gave up: it has its answer.
+		return b.rr, b.err
+	default:
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.pending == b {
