@@ -1,0 +1,69 @@
+// Command signal-bench runs the signal-apiserver benchmark (make bench) on a
+// control plane of its own: see package test/bench. It exits 1 if
+// signal-apiserver answers wrongly; missed performance targets are only
+// reported.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"k8s.io/klog/v2"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/signal-apiserver/signal-apiserver/test/bench"
+	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
+)
+
+func main() {
+	o := bench.Options{Out: os.Stdout, Log: os.Stderr}
+	var scenarios, contenders string
+	flag.StringVar(&o.ServerBinary, "server-binary", "bin/signal-apiserver", "the built signal-apiserver to measure")
+	flag.StringVar(&o.BinDir, "bin-dir", "", "folder with kube-apiserver, etcd and kubectl (default: $KUBEBUILDER_ASSETS, else the one under bin/control-plane)")
+	flag.StringVar(&o.StateDir, "state-dir", "", "folder for the control plane's state and logs, wiped first (default <repo>/bin/bench/state)")
+	flag.StringVar(&o.JSONPath, "json", "bin/bench/results.json", "where to write the results as JSON")
+	flag.Float64Var(&o.Scale, "scale", 1, "multiplies the number of signals and fingerprints of every scenario, e.g. 0.1 for a quick run")
+	flag.IntVar(&o.Warmup, "warmup", 50, "unmeasured requests before each row")
+	flag.StringVar(&scenarios, "scenarios", "", "comma-separated scenarios to run: storm, spread, fresh (default all)")
+	flag.StringVar(&contenders, "contenders", "", "comma-separated contenders to run: limit-aggregation, limit-create, baseline, signal-apiserver (default all)")
+	klog.InitFlags(nil)
+	flag.Parse()
+	ctrllog.SetLogger(klog.NewKlogr())
+	o.Scenarios, o.Contenders = list(scenarios), list(contenders)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "signal-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o bench.Options) error {
+	var err error
+	if o.RepoRoot, err = controlplane.FindRepoRoot(); err != nil {
+		return err
+	}
+	if o.BinDir == "" {
+		if o.BinDir, err = controlplane.FindBinDir(o.RepoRoot); err != nil {
+			return err
+		}
+	}
+	if o.StateDir == "" {
+		o.StateDir = filepath.Join(o.RepoRoot, "bin", "bench", "state")
+	}
+	return bench.Run(ctx, o)
+}
+
+func list(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}

@@ -1,0 +1,360 @@
+// Package bench measures signal-apiserver against the limits of its
+// environment and against the gateway algorithm it replaces, on a real etcd
+// and kube-apiserver of its own. cmd/signal-bench (make bench) runs it.
+//
+// Every scenario runs each contender in a namespace of its own, in this
+// order: limit-aggregation (the cheapest round trip through the
+// aggregator), limit-create (one RemediationRequest create per signal),
+// baseline (the gateway algorithm as a client of kube-apiserver) and
+// signal-apiserver. Each row is preceded by an unmeasured warm-up in another
+// namespace. kube-apiserver's own apiserver_request_total, scraped before
+// and after each row, says what each contender costs it.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
+	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
+)
+
+// The resource whose requests are counted.
+const (
+	rrGroup    = "remediation.io"
+	rrResource = "remediationrequests"
+)
+
+const (
+	// clientQPS is far above what the machine can serve, so client-go's
+	// rate limiter never delays a request.
+	clientQPS = 10000
+	// requestTimeout bounds one request; signal-apiserver's own write
+	// timeout is shorter.
+	requestTimeout = 60 * time.Second
+)
+
+// ErrChecksFailed means signal-apiserver gave a wrong answer: an error, an
+// extra or missing RemediationRequest, or a count that differs from the 2xx
+// answers.
+var ErrChecksFailed = errors.New("signal-apiserver failed its correctness checks")
+
+// Options configure Run.
+type Options struct {
+	// BinDir holds kube-apiserver, etcd and kubectl.
+	BinDir string
+	// StateDir receives the control plane's state and logs; wiped first.
+	StateDir string
+	// ServerBinary is the signal-apiserver to measure.
+	ServerBinary string
+	// RepoRoot is the repository's root, for artifacts/.
+	RepoRoot string
+	// JSONPath is where the results go as JSON.
+	JSONPath string
+	// Scale multiplies the size of every scenario.
+	Scale float64
+	// Warmup is the number of unmeasured requests before each row.
+	Warmup int
+	// Scenarios and Contenders select what runs, by name; empty means all.
+	Scenarios  []string
+	Contenders []string
+	// Out receives the table and the targets; Log the progress.
+	Out io.Writer
+	Log io.Writer
+}
+
+// Run starts a control plane and one signal-apiserver, runs the selected
+// scenarios and contenders, prints the table and the targets, writes the
+// JSON, and stops everything. It returns ErrChecksFailed, after all of that,
+// if signal-apiserver answered wrongly.
+func Run(ctx context.Context, o Options) (retErr error) {
+	scenarios, contenders, err := o.selection()
+	if err != nil {
+		return err
+	}
+	began := time.Now()
+	loadBefore := loadAverage()
+	fmt.Fprintf(o.Log, "starting etcd, kube-apiserver and signal-apiserver (state and logs in %s)\n", o.StateDir)
+	cp, err := controlplane.Start(ctx, controlplane.Options{
+		BinDir: o.BinDir, StateDir: o.StateDir, ServerBinary: o.ServerBinary, RepoRoot: o.RepoRoot,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { retErr = errors.Join(retErr, cp.Stop()) }()
+	server, err := cp.StartServer(ctx, "signal-apiserver")
+	if err != nil {
+		return err
+	}
+	if err := cp.RegisterAPIService(ctx, server); err != nil {
+		return err
+	}
+
+	admin := cp.RESTConfig()
+	admin.QPS, admin.Burst = clientQPS, clientQPS
+	admin.WarningHandler = rest.NoWarnings{}
+	core, err := kubernetes.NewForConfig(admin)
+	if err != nil {
+		return err
+	}
+	adminSignals, err := versioned.NewForConfig(admin)
+	if err != nil {
+		return err
+	}
+	cpu, err := newCPUMeter(o.ServerBinary)
+	if err != nil {
+		return err
+	}
+	b := &bench{opts: o, core: core, admin: adminSignals, cpu: cpu}
+	results := &Results{Machine: machineInfo(core.Discovery()), Scale: o.Scale, Warmup: o.Warmup, Failures: []string{}}
+	results.Machine.LoadAverageBefore = loadBefore
+	results.Machine.EtcdArgs = cmdline(cpu.pids["etcd"])
+
+	for _, name := range contenders {
+		cs, httpClient, err := newClientset(cp.RESTConfig())
+		if err != nil {
+			return err
+		}
+		c, err := newContender(name, cs)
+		if err != nil {
+			return err
+		}
+		b.contenders = append(b.contenders, namedContender{name: name, contender: c, httpClient: httpClient})
+	}
+	defer func() {
+		for _, c := range b.contenders {
+			c.httpClient.CloseIdleConnections()
+		}
+	}()
+
+	for _, s := range scenarios {
+		for _, c := range b.contenders {
+			row, err := b.runRow(ctx, s, c)
+			if err != nil {
+				return fmt.Errorf("%s/%s: %w", s.Name, c.name, err)
+			}
+			fmt.Fprintf(o.Log, "%s/%s: %d requests, %d errors, %.2fs, %.0f req/s\n",
+				row.Scenario, row.Contender, row.Requests, row.Errors, row.DurationSeconds, row.Throughput)
+			results.Rows = append(results.Rows, row)
+			results.Failures = append(results.Failures, checkRow(row)...)
+		}
+	}
+	results.Machine.LoadAverageAfter = loadAverage()
+	results.Targets = evaluateTargets(results.Rows)
+	results.DurationSeconds = time.Since(began).Seconds()
+	return report(o, results)
+}
+
+// report prints the results, writes the JSON and returns ErrChecksFailed
+// if any check failed.
+func report(o Options, results *Results) error {
+	m := results.Machine
+	fmt.Fprintf(o.Out, "\nmachine: %d CPUs (%s), GOMAXPROCS %d, %s, kube-apiserver %s, %s; load average %s before, %s after\n",
+		m.NumCPU, m.CPUModel, m.GOMAXPROCS, m.MemTotal, m.KubeAPIServerVersion, m.GoVersion, m.LoadAverageBefore, m.LoadAverageAfter)
+	fmt.Fprintf(o.Out, "etcd: %s\nscale %g, warm-up %d requests per row\n\n", strings.Join(m.EtcdArgs, " "), results.Scale, results.Warmup)
+	if err := printTable(o.Out, results.Rows); err != nil {
+		return err
+	}
+	fmt.Fprintln(o.Out, "\n(LIST..PATCH: kube-apiserver requests for remediationrequests per signal; lost = 2xx - sum of counts; extra = RRs - fingerprints)")
+	printNotes(o.Out, results.Rows)
+	fmt.Fprintln(o.Out, "\nwhere the time goes: CPU ms per signal by process (bench: the clients), and kube-apiserver's mean ms per remediationrequests request")
+	if err := printTimeTable(o.Out, results.Rows); err != nil {
+		return err
+	}
+	fmt.Fprintln(o.Out)
+	if err := printTargets(o.Out, results.Targets); err != nil {
+		return err
+	}
+	for _, f := range results.Failures {
+		fmt.Fprintln(o.Out, "FAIL:", f)
+	}
+	fmt.Fprintf(o.Out, "\ntotal %.0fs; results in %s\n", results.DurationSeconds, o.JSONPath)
+	if err := writeJSON(o.JSONPath, results); err != nil {
+		return err
+	}
+	if len(results.Failures) > 0 {
+		return ErrChecksFailed
+	}
+	return nil
+}
+
+func (o Options) selection() ([]Scenario, []string, error) {
+	var scenarios []Scenario
+	for _, s := range Scenarios {
+		if len(o.Scenarios) == 0 || slices.Contains(o.Scenarios, s.Name) {
+			scenarios = append(scenarios, s.Scaled(o.Scale))
+		}
+	}
+	for _, name := range o.Scenarios {
+		if !slices.ContainsFunc(Scenarios, func(s Scenario) bool { return s.Name == name }) {
+			return nil, nil, fmt.Errorf("unknown scenario %q", name)
+		}
+	}
+	var contenders []string
+	for _, name := range Contenders {
+		if len(o.Contenders) == 0 || slices.Contains(o.Contenders, name) {
+			contenders = append(contenders, name)
+		}
+	}
+	for _, name := range o.Contenders {
+		if !slices.Contains(Contenders, name) {
+			return nil, nil, fmt.Errorf("unknown contender %q", name)
+		}
+	}
+	if o.Scale <= 0 {
+		return nil, nil, fmt.Errorf("scale must be positive, not %g", o.Scale)
+	}
+	return scenarios, contenders, nil
+}
+
+type bench struct {
+	opts       Options
+	core       kubernetes.Interface
+	admin      versioned.Interface
+	cpu        *cpuMeter
+	contenders []namedContender
+}
+
+type namedContender struct {
+	name       string
+	contender  contender
+	httpClient *http.Client
+}
+
+// newClientset returns a clientset with a transport of its own, shared by
+// all of one contender's clients: client-go multiplexes them over HTTP/2.
+func newClientset(cfg *rest.Config) (versioned.Interface, *http.Client, error) {
+	cfg.QPS, cfg.Burst = clientQPS, clientQPS
+	cfg.WarningHandler = rest.NoWarnings{}
+	cfg.Timeout = requestTimeout
+	// A dialer of its own keeps client-go from sharing the transport it
+	// caches for these credentials with the other contenders.
+	cfg.Dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	cs, err := versioned.NewForConfigAndClient(cfg, httpClient)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cs, httpClient, nil
+}
+
+// runRow warms c up, then measures it on scenario s.
+func (b *bench) runRow(ctx context.Context, s Scenario, c namedContender) (Row, error) {
+	namespace := "bench-" + s.Name + "-" + c.name
+	if b.opts.Warmup > 0 {
+		warmup := Scenario{
+			Name:         s.Name,
+			Signals:      b.opts.Warmup,
+			Fingerprints: min(s.Fingerprints, b.opts.Warmup),
+			Concurrency:  min(s.Concurrency, b.opts.Warmup),
+		}
+		if err := b.createNamespace(ctx, namespace+"-warmup"); err != nil {
+			return Row{}, err
+		}
+		drive(ctx, newWorkload(warmup, namespace+"-warmup"), c.contender)
+	}
+	if err := b.createNamespace(ctx, namespace); err != nil {
+		return Row{}, err
+	}
+	w := newWorkload(s, namespace)
+
+	before, err := scrapeRequestMetrics(ctx, b.core.Discovery().RESTClient())
+	if err != nil {
+		return Row{}, err
+	}
+	cpuBefore, err := b.cpu.read()
+	if err != nil {
+		return Row{}, err
+	}
+	stats := drive(ctx, w, c.contender)
+	cpuAfter, err := b.cpu.read()
+	if err != nil {
+		return Row{}, err
+	}
+	// Every answer is complete, so kube-apiserver has counted every request
+	// of the row: it records a request before it ends the response.
+	after, err := scrapeRequestMetrics(ctx, b.core.Discovery().RESTClient())
+	if err != nil {
+		return Row{}, err
+	}
+	cpu := cpuAfter.Sub(cpuBefore)
+
+	metrics := after.Sub(before)
+	delta := metrics.Requests
+	perSignal := VerbCounts{}
+	for _, verb := range Verbs {
+		if _, ok := delta[verb]; !ok {
+			delta[verb] = 0 // reported as zero, not left out
+		}
+		perSignal[verb] = delta[verb] / float64(s.Signals)
+	}
+	row := Row{
+		Scenario:         s.Name,
+		Contender:        c.name,
+		Namespace:        namespace,
+		Requests:         s.Signals,
+		Fingerprints:     s.Fingerprints,
+		Concurrency:      s.Concurrency,
+		OK:               stats.ok,
+		Errors:           stats.errors,
+		ErrorSamples:     stats.errorSamples,
+		AlreadyExists:    stats.alreadyExists,
+		Swallowed:        stats.swallowed,
+		SwallowedSamples: stats.swallowedSamples,
+		DurationSeconds:  stats.duration.Seconds(),
+		Throughput:       float64(s.Signals) / stats.duration.Seconds(),
+		LatencyMS:        summarize(stats.latencies),
+		APIRequests:      delta,
+		PerSignal:        perSignal,
+		APILatencyMS:     metrics.MeanMilliseconds(),
+		CPU:              cpu,
+		CPUBusy:          cpu.Total() / (stats.duration.Seconds() * float64(runtime.NumCPU())),
+	}
+	if !isLimit(c.name) {
+		if row.Dedup, err = b.dedup(ctx, namespace, s.Fingerprints, stats.ok); err != nil {
+			return Row{}, err
+		}
+	}
+	return row, nil
+}
+
+// dedup counts the RemediationRequests of namespace and their counts.
+func (b *bench) dedup(ctx context.Context, namespace string, expected, ok int) (*Dedup, error) {
+	list, err := b.admin.RemediationV1alpha1().RemediationRequests(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing RemediationRequests in %s: %w", namespace, err)
+	}
+	d := &Dedup{Expected: expected, RRs: len(list.Items)}
+	for _, rr := range list.Items {
+		if rr.Status.Deduplication != nil {
+			d.SumCounts += rr.Status.Deduplication.OccurrenceCount
+		}
+	}
+	d.ExtraRRs = d.RRs - d.Expected
+	d.LostCounts = int64(ok) - d.SumCounts
+	return d, nil
+}
+
+func (b *bench) createNamespace(ctx context.Context, name string) error {
+	_, err := b.core.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("creating namespace %s: %w", name, err)
+	}
+	return nil
+}

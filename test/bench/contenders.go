@@ -1,0 +1,97 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
+	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
+)
+
+// The contenders, in the order they run in each scenario.
+const (
+	LimitAggregation = "limit-aggregation"
+	LimitCreate      = "limit-create"
+	Baseline         = "baseline"
+	SignalAPIServer  = "signal-apiserver"
+)
+
+// Contenders lists the contenders in run order.
+var Contenders = []string{LimitAggregation, LimitCreate, Baseline, SignalAPIServer}
+
+// isLimit tells the reference rows, which deduplicate nothing, from the
+// intakes.
+func isLimit(contender string) bool {
+	return contender == LimitAggregation || contender == LimitCreate
+}
+
+// result is the outcome of one request.
+type result struct {
+	// err means the request failed: no 2xx answer.
+	err error
+	// swallowed is an error the baseline answers 2xx anyway, as the
+	// gateway does: AlreadyExists from its create, or a status write that
+	// failed after its retries.
+	swallowed error
+}
+
+// contender takes in the signals of a workload.
+type contender interface {
+	// send handles request i of w.
+	send(ctx context.Context, w *workload, i int) result
+}
+
+func newContender(name string, cs versioned.Interface) (contender, error) {
+	switch name {
+	case LimitAggregation:
+		return limitAggregation{cs}, nil
+	case LimitCreate:
+		return limitCreate{cs}, nil
+	case Baseline:
+		return baseline{cs}, nil
+	case SignalAPIServer:
+		return signalAPIServer{cs}, nil
+	}
+	return nil, fmt.Errorf("unknown contender %q", name)
+}
+
+// signalAPIServer creates Signals through kube-apiserver's aggregator: the
+// product.
+type signalAPIServer struct{ cs versioned.Interface }
+
+func (c signalAPIServer) send(ctx context.Context, w *workload, i int) result {
+	sig, _ := w.request(i)
+	_, err := c.cs.SignalsV1().Signals().Create(ctx, sig, metav1.CreateOptions{})
+	return result{err: err}
+}
+
+// limitAggregation reads the discovery document of signals.remediation.io/v1,
+// which kube-apiserver proxies to signal-apiserver: the cheapest round trip
+// through the aggregator.
+type limitAggregation struct{ cs versioned.Interface }
+
+func (c limitAggregation) send(ctx context.Context, _ *workload, _ int) result {
+	return result{err: c.cs.Discovery().RESTClient().Get().AbsPath("/apis/signals.remediation.io/v1").Do(ctx).Error()}
+}
+
+// limitCreate creates one RemediationRequest per signal, as signal-apiserver
+// would build it, at a name of its own: the cost of one write, the most any
+// intake that creates RemediationRequests can do.
+type limitCreate struct{ cs versioned.Interface }
+
+func (c limitCreate) send(ctx context.Context, w *workload, i int) result {
+	sig, fp := w.request(i)
+	rr := &remediationv1alpha1.RemediationRequest{
+		ObjectMeta: metav1.ObjectMeta{Namespace: w.namespace, Name: fmt.Sprintf("rr-%s-%d", fp[:16], i)},
+		Spec:       remediationSpec(sig, fp, time.Now()),
+	}
+	_, err := c.cs.RemediationV1alpha1().RemediationRequests(w.namespace).Create(ctx, rr,
+		metav1.CreateOptions{FieldManager: serverFieldManager})
+	return result{err: err}
+}
+
+// serverFieldManager is the field manager signal-apiserver writes with.
+const serverFieldManager = "signal-apiserver"
