@@ -170,7 +170,7 @@ func report(o Options, results *Results) error {
 	}
 	fmt.Fprintln(o.Out, "\n(LIST..PATCH: kube-apiserver requests for remediationrequests per signal; lost = 2xx - sum of counts; extra = RRs - fingerprints)")
 	printNotes(o.Out, results.Rows)
-	fmt.Fprintln(o.Out, "\nwhere the time goes: CPU ms per signal by process (bench: the clients), and kube-apiserver's mean ms per remediationrequests request")
+	fmt.Fprintln(o.Out, "\nwhere the time goes: CPU ms per signal by process (bench: the clients); share of all CPUs used by these, by other processes and stolen by the hypervisor; kube-apiserver's mean ms per remediationrequests request")
 	if err := printTimeTable(o.Out, results.Rows); err != nil {
 		return err
 	}
@@ -282,7 +282,15 @@ func (b *bench) runRow(ctx context.Context, s Scenario, c namedContender) (Row, 
 	if err != nil {
 		return Row{}, err
 	}
+	machineBefore, err := readMachineCPU()
+	if err != nil {
+		return Row{}, err
+	}
 	stats := drive(ctx, w, c.contender)
+	machineAfter, err := readMachineCPU()
+	if err != nil {
+		return Row{}, err
+	}
 	cpuAfter, err := b.cpu.read()
 	if err != nil {
 		return Row{}, err
@@ -294,6 +302,7 @@ func (b *bench) runRow(ctx context.Context, s Scenario, c namedContender) (Row, 
 		return Row{}, err
 	}
 	cpu := cpuAfter.Sub(cpuBefore)
+	capacity := stats.duration.Seconds() * float64(runtime.NumCPU())
 
 	metrics := after.Sub(before)
 	delta := metrics.Requests
@@ -324,7 +333,9 @@ func (b *bench) runRow(ctx context.Context, s Scenario, c namedContender) (Row, 
 		PerSignal:        perSignal,
 		APILatencyMS:     metrics.MeanMilliseconds(),
 		CPU:              cpu,
-		CPUBusy:          cpu.Total() / (stats.duration.Seconds() * float64(runtime.NumCPU())),
+		CPUBusy:          cpu.Total() / capacity,
+		OtherCPU:         (machineAfter.Busy - machineBefore.Busy - cpu.Total()) / capacity,
+		Steal:            (machineAfter.Steal - machineBefore.Steal) / capacity,
 	}
 	if !isLimit(c.name) {
 		if row.Dedup, err = b.dedup(ctx, namespace, s.Fingerprints, stats.ok); err != nil {

@@ -138,3 +138,40 @@ func cpuFromStat(fields []string) (float64, error) {
 	}
 	return float64(ticks) / userHZ, nil
 }
+
+// machineCPU is the CPU time of the whole machine, from the cpu line of
+// /proc/stat.
+type machineCPU struct {
+	// Busy is user, nice, system, irq and softirq time of every process.
+	Busy float64
+	// Steal is time the hypervisor gave to other machines.
+	Steal float64
+}
+
+func readMachineCPU() (machineCPU, error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineCPU{}, err
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	return parseMachineCPU(line)
+}
+
+// parseMachineCPU parses the "cpu user nice system idle iowait irq
+// softirq steal ..." line of /proc/stat.
+func parseMachineCPU(line string) (machineCPU, error) {
+	fields := strings.Fields(line)
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return machineCPU{}, fmt.Errorf("not the cpu line of /proc/stat: %q", line)
+	}
+	ticks := make([]int64, 8)
+	for i := range ticks {
+		n, err := strconv.ParseInt(fields[i+1], 10, 64)
+		if err != nil {
+			return machineCPU{}, fmt.Errorf("/proc/stat: %w", err)
+		}
+		ticks[i] = n
+	}
+	busy := ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]
+	return machineCPU{Busy: float64(busy) / userHZ, Steal: float64(ticks[7]) / userHZ}, nil
+}

@@ -38,3 +38,17 @@ func TestCPUFromStat(t *testing.T) {
 		t.Error("cpuFromStat accepted a short line")
 	}
 }
+
+func TestParseMachineCPU(t *testing.T) {
+	got, err := parseMachineCPU("cpu  515295 7 121750 273580 4001 3 1940 3139 0 0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := machineCPU{Busy: 6389.95, Steal: 31.39}
+	if got != want {
+		t.Errorf("parseMachineCPU = %+v, want %+v", got, want)
+	}
+	if _, err := parseMachineCPU("cpu0 1 2 3"); err == nil {
+		t.Error("parseMachineCPU accepted a line that is not the cpu line")
+	}
+}

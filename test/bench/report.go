@@ -59,6 +59,11 @@ type Row struct {
 	// wall time of all CPUs: 1 means the machine was saturated.
 	CPU     CPUSeconds `json:"cpuSeconds"`
 	CPUBusy float64    `json:"cpuBusy"`
+	// OtherCPU is the share of all CPUs that other processes on the machine
+	// used during the row, and Steal the share the hypervisor gave to other
+	// machines: both should be near 0 for numbers worth comparing.
+	OtherCPU float64 `json:"otherCpu"`
+	Steal    float64 `json:"steal"`
 	// Dedup is nil for the limit rows.
 	Dedup *Dedup `json:"dedup,omitempty"`
 }
@@ -197,7 +202,7 @@ func printTimeTable(out io.Writer, rows []Row) error {
 	for _, p := range processes {
 		fmt.Fprintf(tw, "CPU %s\t", p)
 	}
-	fmt.Fprint(tw, "CPU total\tCPU busy\t")
+	fmt.Fprint(tw, "CPU total\tCPU busy\tothers\tsteal\t")
 	for _, verb := range Verbs {
 		fmt.Fprintf(tw, "%s ms\t", verb)
 	}
@@ -207,7 +212,7 @@ func printTimeTable(out io.Writer, rows []Row) error {
 		for _, p := range processes {
 			fmt.Fprintf(tw, "%.2f\t", r.CPU[p]*1000/float64(r.Requests))
 		}
-		fmt.Fprintf(tw, "%.2f\t%.0f%%\t", r.CPU.Total()*1000/float64(r.Requests), r.CPUBusy*100)
+		fmt.Fprintf(tw, "%.2f\t%.0f%%\t%.0f%%\t%.0f%%\t", r.CPU.Total()*1000/float64(r.Requests), r.CPUBusy*100, r.OtherCPU*100, r.Steal*100)
 		for _, verb := range Verbs {
 			if ms, ok := r.APILatencyMS[verb]; ok {
 				fmt.Fprintf(tw, "%.1f\t", ms)
