@@ -111,7 +111,7 @@ func TestControlPlane(t *testing.T) {
 			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Verb: "get", Namespace: "default"}, true},
 			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Verb: "create", Namespace: "default"}, true},
 			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Subresource: "status", Verb: "update", Namespace: "default"}, true},
-			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Subresource: "status", Verb: "patch", Namespace: "default"}, true},
+			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Subresource: "status", Verb: "patch", Namespace: "default"}, false},
 			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Verb: "update", Namespace: "default"}, false},
 			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Verb: "patch", Namespace: "default"}, false},
 			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Verb: "delete", Namespace: "default"}, false},
