@@ -54,7 +54,7 @@ bench: build control-plane ## Benchmark signal-apiserver against its limits and 
 	go run ./cmd/signal-bench --server-binary "$(SERVER_BINARY)" $(BENCH_FLAGS)
 
 FUZZTIME ?= 20s
-FUZZ_TARGETS := FuzzValidateSignal:./apis/signals/validation FuzzFingerprint:./pkg/fingerprint FuzzDecodeSignal:./pkg/apiserver
+FUZZ_TARGETS := FuzzValidateSignal:./apis/signals/validation FuzzFingerprint:./pkg/fingerprint FuzzDecodeSignal:./apis/signals/install
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 20s) on top of its checked-in seed corpus.
