@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -32,8 +31,6 @@ type ExtraConfig struct {
 	// ClusterScopedNamespace holds the RemediationRequests of signals about
 	// cluster-scoped objects.
 	ClusterScopedNamespace string
-	// ResyncPeriod of the RemediationRequest informer; 0 disables resyncs.
-	ResyncPeriod time.Duration
 }
 
 // Config is the whole configuration of the server.
@@ -75,7 +72,7 @@ func (c completedConfig) New() (*Server, error) {
 		return nil, err
 	}
 
-	factory := externalversions.NewSharedInformerFactory(c.ExtraConfig.Client, c.ExtraConfig.ResyncPeriod)
+	factory := externalversions.NewSharedInformerFactory(c.ExtraConfig.Client, 0) // no resyncs: the engine only reads the cache
 	informer := factory.Remediation().V1alpha1().RemediationRequests().Informer()
 	rrCache, err := dedup.NewInformerCache(informer)
 	if err != nil {

@@ -114,8 +114,9 @@ func validateMap(m map[string]string, maxSize int, p *field.Path) field.ErrorLis
 		}
 	}
 	if size > maxSize {
-		errs = append(errs, field.TooLong(p, "", maxSize).WithOrigin("size"))
-		errs[len(errs)-1].Detail = fmt.Sprintf("keys and values together must be no more than %d bytes, have %d", maxSize, size)
+		tooLong := field.TooLong(p, "", maxSize)
+		tooLong.Detail = fmt.Sprintf("keys and values together must be no more than %d bytes, have %d", maxSize, size)
+		errs = append(errs, tooLong)
 	}
 	return errs
 }

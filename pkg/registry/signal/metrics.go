@@ -1,6 +1,8 @@
 package signal
 
 import (
+	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,7 +77,7 @@ func (r *REST) observe(source string, began time.Time, res *dedup.Result, err er
 	outcome := outcomeFailed
 	switch {
 	case err == nil:
-		outcome = lowercase(res.Outcome)
+		outcome = strings.ToLower(string(res.Outcome))
 	case isClientError(err):
 		outcome = outcomeRejected
 	}
@@ -83,21 +85,9 @@ func (r *REST) observe(source string, began time.Time, res *dedup.Result, err er
 	intakeDuration.WithLabelValues(outcome).Observe(time.Since(began).Seconds())
 }
 
-func lowercase(o dedup.Outcome) string {
-	switch o {
-	case dedup.OutcomeCreated:
-		return "created"
-	case dedup.OutcomeDeduplicated:
-		return "deduplicated"
-	case dedup.OutcomeResolved:
-		return "resolved"
-	}
-	return string(o)
-}
-
 func isClientError(err error) bool {
-	status, ok := err.(apierrors.APIStatus)
-	if !ok {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
 		return false
 	}
 	code := status.Status().Code
