@@ -37,6 +37,10 @@ type SignalSpec struct {
 	Annotations map[string]string
 	StartsAt    *metav1.Time
 	Fingerprint string
+
+	// IdempotencyKey names this delivery; a key already counted is not
+	// counted again.
+	IdempotencyKey string
 }
 
 // TargetReference names the object a Signal is about.

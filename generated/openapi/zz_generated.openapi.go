@@ -134,6 +134,25 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_DeduplicationStatus(ref c
 							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
 						},
 					},
+					"recentIdempotencyKeys": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "recentIdempotencyKeys holds, oldest first, a digest (the first 32 hex digits of the SHA-256) of the idempotency key of each of the latest counted signals that carried one. A firing signal whose key is here is not counted again. At most 256; older keys are dropped.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
 				},
 				Required: []string{"firstSeenAt", "lastSeenAt", "occurrenceCount"},
 			},
@@ -567,6 +586,13 @@ func schema_signal_apiserver_apis_signals_v1_SignalSpec(ref common.ReferenceCall
 					"fingerprint": {
 						SchemaProps: spec.SchemaProps{
 							Description: "fingerprint is a deduplication key chosen by the sender (1-255 characters), like PagerDuty's dedup_key. Unset, the fingerprint is derived from the target. See docs/dedup.md.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"idempotencyKey": {
+						SchemaProps: spec.SchemaProps{
+							Description: "idempotencyKey names this delivery of the signal (1-512 characters), e.g. an Alertmanager alert's fingerprint and startsAt, or an Event's UID and count. A firing signal whose key was already counted on the RemediationRequest is acknowledged without being counted again, so a sender may retry or redeliver freely. See docs/dedup.md.",
 							Type:        []string{"string"},
 							Format:      "",
 						},

@@ -2,8 +2,11 @@ package dedup
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -60,16 +63,32 @@ type batch struct {
 	err error
 }
 
+// maxIdempotencyKeys bounds status.deduplication.recentIdempotencyKeys.
+const maxIdempotencyKeys = 256
+
 // op is one signal in a batch.
 type op struct {
 	resolved  bool
 	at        time.Time
-	withdrawn bool // its caller gave up before the write took it
+	key       string // digest of the idempotency key; empty if none
+	withdrawn bool   // its caller gave up before the write took it
+	// again is set by apply: the key was already counted.
+	again bool
 }
 
-// add queues s for the next write and waits for that write.
-func (c *counter) add(ctx context.Context, s Signal) (*remediationv1alpha1.RemediationRequest, error) {
+func newOp(s Signal) *op {
 	o := &op{resolved: s.Resolved, at: s.ReceivedAt}
+	if s.IdempotencyKey != "" && !s.Resolved {
+		sum := sha256.Sum256([]byte(s.IdempotencyKey))
+		o.key = hex.EncodeToString(sum[:16])
+	}
+	return o
+}
+
+// add queues s for the next write and waits for that write. again reports
+// that s carried an idempotency key that was already counted.
+func (c *counter) add(ctx context.Context, s Signal) (rr *remediationv1alpha1.RemediationRequest, again bool, err error) {
+	o := newOp(s)
 	c.mu.Lock()
 	if c.pending == nil {
 		c.pending = &batch{done: make(chan struct{})}
@@ -84,22 +103,22 @@ func (c *counter) add(ctx context.Context, s Signal) (*remediationv1alpha1.Remed
 
 	select {
 	case <-b.done:
-		return b.rr, b.err
+		return b.rr, o.again, b.err
 	case <-ctx.Done():
 	}
 	select {
 	case <-b.done:
 		// The write finished as the caller gave up: it has its answer.
-		return b.rr, b.err
+		return b.rr, o.again, b.err
 	default:
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.pending == b {
 		o.withdrawn = true
-		return nil, fmt.Errorf("signal not counted: %w", ctx.Err())
+		return nil, false, fmt.Errorf("signal not counted: %w", ctx.Err())
 	}
-	return nil, fmt.Errorf("signal counted only if the write in flight succeeds: %w", ctx.Err())
+	return nil, false, fmt.Errorf("signal counted only if the write in flight succeeds: %w", ctx.Err())
 }
 
 // run writes batches until none is pending.
@@ -198,7 +217,10 @@ func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op)
 	return stored, err
 }
 
-// apply adds ops to the deduplication status of rr.
+// apply adds ops to the deduplication status of rr. A firing op whose
+// idempotency key rr already holds, or an earlier op of ops carries, is
+// marked again and not counted. apply runs again on a fresh object after a
+// conflict, so it sets again afresh each time.
 func apply(rr *remediationv1alpha1.RemediationRequest, ops []*op) {
 	d := rr.Status.Deduplication
 	if d == nil {
@@ -216,9 +238,19 @@ func apply(rr *remediationv1alpha1.RemediationRequest, ops []*op) {
 			}
 			continue
 		}
+		o.again = o.key != "" && slices.Contains(d.RecentIdempotencyKeys, o.key)
+		if o.again {
+			continue
+		}
+		if o.key != "" {
+			d.RecentIdempotencyKeys = append(d.RecentIdempotencyKeys, o.key)
+		}
 		d.OccurrenceCount++
 		if d.LastSeenAt.Before(&at) {
 			d.LastSeenAt = at
 		}
+	}
+	if n := len(d.RecentIdempotencyKeys); n > maxIdempotencyKeys {
+		d.RecentIdempotencyKeys = slices.Clone(d.RecentIdempotencyKeys[n-maxIdempotencyKeys:])
 	}
 }

@@ -35,6 +35,9 @@ const (
 	OutcomeDeduplicated Outcome = "Deduplicated"
 	// OutcomeResolved: a Resolved signal set lastResolvedAt on an active one.
 	OutcomeResolved Outcome = "Resolved"
+	// OutcomeAlreadyCounted: a firing signal whose idempotency key was
+	// already counted on the active one; it was not counted again.
+	OutcomeAlreadyCounted Outcome = "AlreadyCounted"
 )
 
 var (
@@ -64,6 +67,9 @@ type Signal struct {
 	Spec remediationv1alpha1.RemediationRequestSpec
 	// DryRun computes the result without writing anything.
 	DryRun bool
+	// IdempotencyKey, if set, names this delivery: a firing signal whose key
+	// is already counted on the RemediationRequest is not counted again.
+	IdempotencyKey string
 }
 
 // Result is the RemediationRequest as it stands after the signal was
@@ -119,12 +125,15 @@ func (e *Engine) Submit(ctx context.Context, s Signal) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		rr, err := c.add(ctx, s)
+		rr, again, err := c.add(ctx, s)
 		var gone *goneError
 		switch {
 		case err == nil:
-			if s.Resolved {
+			switch {
+			case s.Resolved:
 				outcome = OutcomeResolved
+			case again:
+				outcome = OutcomeAlreadyCounted
 			}
 			return &Result{RemediationRequest: rr, Outcome: outcome}, nil
 		case errors.As(err, &gone) && gone.deleted:
@@ -327,14 +336,17 @@ func (e *Engine) dryRun(ctx context.Context, s Signal) (*Result, error) {
 	}
 	e.mu.Unlock()
 
-	ops := []*op{{resolved: s.Resolved, at: s.ReceivedAt}}
+	ops := []*op{newOp(s)}
 	switch {
 	case active != nil:
 		rr := active.DeepCopy()
 		apply(rr, ops)
 		outcome := OutcomeDeduplicated
-		if s.Resolved {
+		switch {
+		case s.Resolved:
 			outcome = OutcomeResolved
+		case ops[0].again:
+			outcome = OutcomeAlreadyCounted
 		}
 		return &Result{RemediationRequest: rr, Outcome: outcome}, nil
 	case s.Resolved:

@@ -3,6 +3,7 @@ package dedup
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -352,5 +353,87 @@ func TestConcurrentSignalsShareOneCreate(t *testing.T) {
 	}
 	if c := storedCount(t, client, SlotName(testFingerprint, 0)); c != 20 {
 		t.Errorf("stored occurrenceCount = %d, want 20", c)
+	}
+}
+
+// TestIdempotencyKeyCountsOnce: a key is counted once, across writes, across
+// a conflict that makes the batch apply again, and within one batch.
+func TestIdempotencyKeyCountsOnce(t *testing.T) {
+	client := fake.NewSimpleClientset()
+	e := NewEngine(client.RemediationV1alpha1(), &staticCache{})
+	keyed := func(key string) Signal {
+		s := testSignal()
+		s.IdempotencyKey = key
+		return s
+	}
+	want := []Outcome{OutcomeCreated, OutcomeAlreadyCounted, OutcomeDeduplicated, OutcomeAlreadyCounted, OutcomeDeduplicated}
+	for i, key := range []string{"a", "a", "b", "b", ""} {
+		res, err := e.Submit(context.Background(), keyed(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Outcome != want[i] {
+			t.Errorf("signal %d (key %q): outcome %s, want %s", i, key, res.Outcome, want[i])
+		}
+	}
+	if got := storedCount(t, client, SlotName(testFingerprint, 0)); got != 3 {
+		t.Errorf("stored occurrenceCount = %d, want 3 (a, b and the unkeyed one)", got)
+	}
+
+	// A batch holding key c three times and a conflict on its first try.
+	writes := &writeInterceptor{conflicts: 2, hold: make(chan struct{}), held: make(chan struct{})}
+	writes.install(client)
+	errs := make(chan error, 4)
+	go func() {
+		_, err := e.Submit(context.Background(), keyed("d"))
+		errs <- err
+	}()
+	<-writes.held
+	for range 3 {
+		go func() {
+			_, err := e.Submit(context.Background(), keyed("c"))
+			errs <- err
+		}()
+	}
+	c := e.counters[indexKey("default", testFingerprint)]
+	waitFor(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.pending != nil && len(c.pending.ops) == 3
+	})
+	close(writes.hold)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	rr, err := client.RemediationV1alpha1().RemediationRequests("default").Get(context.Background(), SlotName(testFingerprint, 0), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rr.Status.Deduplication.OccurrenceCount; got != 5 {
+		t.Errorf("stored occurrenceCount = %d, want 5", got)
+	}
+	if got := len(rr.Status.Deduplication.RecentIdempotencyKeys); got != 4 {
+		t.Errorf("recentIdempotencyKeys has %d entries, want 4 (a, b, d, c)", got)
+	}
+}
+
+// TestIdempotencyKeysAreBounded: the oldest keys are dropped past 256.
+func TestIdempotencyKeysAreBounded(t *testing.T) {
+	rr := &remediationv1alpha1.RemediationRequest{}
+	var ops []*op
+	for i := range maxIdempotencyKeys + 10 {
+		s := testSignal()
+		s.IdempotencyKey = strconv.Itoa(i)
+		ops = append(ops, newOp(s))
+	}
+	apply(rr, ops)
+	keys := rr.Status.Deduplication.RecentIdempotencyKeys
+	if len(keys) != maxIdempotencyKeys || keys[0] != ops[10].key || keys[len(keys)-1] != ops[len(ops)-1].key {
+		t.Errorf("kept %d keys from %q to %q, want the newest %d", len(keys), keys[0], keys[len(keys)-1], maxIdempotencyKeys)
+	}
+	if got := rr.Status.Deduplication.OccurrenceCount; got != maxIdempotencyKeys+10 {
+		t.Errorf("occurrenceCount = %d, want %d", got, maxIdempotencyKeys+10)
 	}
 }

@@ -158,6 +158,31 @@ var _ = Describe("Deduplication", func() {
 		Expect(countOf(&rrs[0])).To(Equal(int64(100)))
 	})
 
+	It("counts a delivery once however often its idempotency key is sent, across two replicas", func(ctx SpecContext) {
+		second, err := cp.StartServer(ctx, "signal-apiserver-idem")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(second.Stop)
+		direct := versioned.NewForConfigOrDie(cp.FrontProxyClientConfig(second, "system:admin", []string{"system:masters"}))
+
+		s := newSignal("default")
+		s.Spec.IdempotencyKey = "alertmanager/3f2a9c/2026-11-28T02:00:00Z"
+		// Exactly one delivery is counted. It is the creating one unless the
+		// other replica's status write landed first: then the creator's own
+		// write finds its key counted, and answers AlreadyCounted.
+		got := outcomes(sendConcurrently(ctx, s, 60, admin, direct))
+		Expect(got["AlreadyCounted"]).To(Equal(59), "outcomes %v", got)
+		Expect(got["Created"]+got["Deduplicated"]).To(Equal(1), "outcomes %v", got)
+
+		other := s.DeepCopy()
+		other.Spec.IdempotencyKey = "alertmanager/3f2a9c/2026-11-28T03:00:00Z"
+		Expect(outcomes(sendConcurrently(ctx, other, 20, admin, direct))).To(Equal(map[string]int{"Deduplicated": 1, "AlreadyCounted": 19}))
+
+		rrs := rrsOf(ctx, "default", fingerprintOf(s))
+		Expect(rrs).To(HaveLen(1))
+		Expect(countOf(&rrs[0])).To(Equal(int64(2)))
+		Expect(rrs[0].Status.Deduplication.RecentIdempotencyKeys).To(HaveLen(2))
+	})
+
 	It("sets lastResolvedAt for a Resolved signal without counting it or creating anything", func(ctx SpecContext) {
 		s := newSignal("default")
 		resolved := s.DeepCopy()

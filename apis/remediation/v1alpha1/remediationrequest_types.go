@@ -175,6 +175,16 @@ type DeduplicationStatus struct {
 	// lastResolvedAt is when the latest Resolved signal was received.
 	// +optional
 	LastResolvedAt *metav1.Time `json:"lastResolvedAt,omitempty"`
+
+	// recentIdempotencyKeys holds, oldest first, a digest (the first 32 hex
+	// digits of the SHA-256) of the idempotency key of each of the latest
+	// counted signals that carried one. A firing signal whose key is here
+	// is not counted again. At most 256; older keys are dropped.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:Pattern=`^[0-9a-f]{32}$`
+	RecentIdempotencyKeys []string `json:"recentIdempotencyKeys,omitempty"`
 }
 
 // RemediationRequestList is a list of RemediationRequests.

@@ -35,6 +35,11 @@ func (in *DeduplicationStatus) DeepCopyInto(out *DeduplicationStatus) {
 		in, out := &in.LastResolvedAt, &out.LastResolvedAt
 		*out = (*in).DeepCopy()
 	}
+	if in.RecentIdempotencyKeys != nil {
+		in, out := &in.RecentIdempotencyKeys, &out.RecentIdempotencyKeys
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	return
 }
 

@@ -82,6 +82,14 @@ type SignalSpec struct {
 	// derived from the target. See docs/dedup.md.
 	// +optional
 	Fingerprint string `json:"fingerprint,omitempty"`
+
+	// idempotencyKey names this delivery of the signal (1-512 characters),
+	// e.g. an Alertmanager alert's fingerprint and startsAt, or an Event's
+	// UID and count. A firing signal whose key was already counted on the
+	// RemediationRequest is acknowledged without being counted again, so a
+	// sender may retry or redeliver freely. See docs/dedup.md.
+	// +optional
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
 }
 
 // TargetReference names the object a Signal is about.

@@ -22,6 +22,7 @@ const (
 	MaxSeverityLength    = 63
 	MaxDescriptionLength = 4096
 	MaxFingerprintLength = 255
+	MaxIdempotencyKeyLen = 512
 	MaxKindLength        = 63
 	MaxMapEntries        = 64
 	MaxMapKeyLength      = 253
@@ -55,6 +56,9 @@ func validateSpec(spec *signals.SignalSpec, p *field.Path) field.ErrorList {
 	errs = append(errs, validateMap(spec.Annotations, MaxAnnotationsSize, p.Child("annotations"))...)
 	if spec.Fingerprint != "" {
 		errs = append(errs, optionalText(spec.Fingerprint, MaxFingerprintLength, p.Child("fingerprint"))...)
+	}
+	if spec.IdempotencyKey != "" {
+		errs = append(errs, optionalText(spec.IdempotencyKey, MaxIdempotencyKeyLen, p.Child("idempotencyKey"))...)
 	}
 	return errs
 }

@@ -149,6 +149,8 @@ func (r *REST) toDedup(sig *signals.Signal, dryRun bool) dedup.Signal {
 		Resolved:    spec.Status == signals.SignalStatusResolved,
 		ReceivedAt:  now.Time,
 		DryRun:      dryRun,
+
+		IdempotencyKey: spec.IdempotencyKey,
 		Spec: remediationv1alpha1.RemediationRequestSpec{
 			SignalFingerprint: fp,
 			SignalName:        spec.Name,

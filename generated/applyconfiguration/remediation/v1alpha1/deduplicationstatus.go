@@ -37,6 +37,11 @@ type DeduplicationStatusApplyConfiguration struct {
 	OccurrenceCount *int64 `json:"occurrenceCount,omitempty"`
 	// lastResolvedAt is when the latest Resolved signal was received.
 	LastResolvedAt *v1.Time `json:"lastResolvedAt,omitempty"`
+	// recentIdempotencyKeys holds, oldest first, a digest (the first 32 hex
+	// digits of the SHA-256) of the idempotency key of each of the latest
+	// counted signals that carried one. A firing signal whose key is here
+	// is not counted again. At most 256; older keys are dropped.
+	RecentIdempotencyKeys []string `json:"recentIdempotencyKeys,omitempty"`
 }
 
 // DeduplicationStatusApplyConfiguration constructs a declarative configuration of the DeduplicationStatus type for use with
@@ -74,5 +79,15 @@ func (b *DeduplicationStatusApplyConfiguration) WithOccurrenceCount(value int64)
 // If called multiple times, the LastResolvedAt field is set to the value of the last call.
 func (b *DeduplicationStatusApplyConfiguration) WithLastResolvedAt(value v1.Time) *DeduplicationStatusApplyConfiguration {
 	b.LastResolvedAt = &value
+	return b
+}
+
+// WithRecentIdempotencyKeys adds the given value to the RecentIdempotencyKeys field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the RecentIdempotencyKeys field.
+func (b *DeduplicationStatusApplyConfiguration) WithRecentIdempotencyKeys(values ...string) *DeduplicationStatusApplyConfiguration {
+	for i := range values {
+		b.RecentIdempotencyKeys = append(b.RecentIdempotencyKeys, values[i])
+	}
 	return b
 }
