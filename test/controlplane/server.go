@@ -50,9 +50,10 @@ type Server struct {
 
 // StartServer starts a signal-apiserver process named name on a free loopback
 // port and waits until its /readyz answers 200. Call it again with another
-// name for another replica. ctx bounds the wait only: the process runs until
-// Stop, Kill or ControlPlane.Stop.
-func (c *ControlPlane) StartServer(ctx context.Context, name string) (*Server, error) {
+// name for another replica. extraArgs are appended to the flags the harness
+// sets. ctx bounds the wait only: the process runs until Stop, Kill or
+// ControlPlane.Stop.
+func (c *ControlPlane) StartServer(ctx context.Context, name string, extraArgs ...string) (*Server, error) {
 	if c.opts.ServerBinary == "" {
 		return nil, errors.New("controlplane: Options.ServerBinary is not set")
 	}
@@ -73,17 +74,18 @@ func (c *ControlPlane) StartServer(ctx context.Context, name string) (*Server, e
 	if s.log, err = os.Create(s.LogPath); err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(c.opts.ServerBinary,
-		"--secure-port="+strconv.Itoa(port),
+	args := []string{
+		"--secure-port=" + strconv.Itoa(port),
 		"--bind-address=127.0.0.1",
-		"--tls-cert-file="+c.pki.path("serving.crt"),
-		"--tls-private-key-file="+c.pki.path("serving.key"),
-		"--kubeconfig="+c.serverKubeconfig,
-		"--authentication-kubeconfig="+c.serverKubeconfig,
-		"--authorization-kubeconfig="+c.serverKubeconfig,
-		"--cluster-scoped-namespace="+ServerNamespace,
+		"--tls-cert-file=" + c.pki.path("serving.crt"),
+		"--tls-private-key-file=" + c.pki.path("serving.key"),
+		"--kubeconfig=" + c.serverKubeconfig,
+		"--authentication-kubeconfig=" + c.serverKubeconfig,
+		"--authorization-kubeconfig=" + c.serverKubeconfig,
+		"--cluster-scoped-namespace=" + ServerNamespace,
 		"--v=2",
-	)
+	}
+	s.cmd = exec.Command(c.opts.ServerBinary, append(args, extraArgs...)...)
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log
 	// Its own process group: a Ctrl-C in the terminal reaches only the
