@@ -20,7 +20,7 @@ import (
 	"k8s.io/component-base/logs"
 	logsapi "k8s.io/component-base/logs/api/v1"
 	"k8s.io/component-base/metrics/legacyregistry"
-	_ "k8s.io/component-base/metrics/prometheus/clientgo" // client-go's request metrics
+	_ "k8s.io/component-base/metrics/prometheus/clientgo"  // client-go's request metrics
 	_ "k8s.io/component-base/metrics/prometheus/workqueue" // the queue's depth, latency and retries
 	"k8s.io/component-base/term"
 	"k8s.io/klog/v2"
