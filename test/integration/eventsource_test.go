@@ -97,10 +97,13 @@ var _ = Describe("Event source", Ordered, func() {
 		}
 
 		// The deploy manifests as they are, RBAC included: the source has
-		// no permission but theirs.
-		out, err := exec.CommandContext(ctx, cp.KubectlPath(), "--kubeconfig="+cp.KubeconfigPath(),
-			"apply", "-k", filepath.Join(repoRoot, "artifacts", "event-source")).CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), string(out))
+		// no permission but theirs. A server-side dry run first, as an
+		// operator would.
+		for _, dryRun := range []string{"--dry-run=server", "--dry-run=none"} {
+			out, err := exec.CommandContext(ctx, cp.KubectlPath(), "--kubeconfig="+cp.KubeconfigPath(),
+				"apply", dryRun, "-k", filepath.Join(repoRoot, "artifacts", "event-source")).CombinedOutput()
+			Expect(err).NotTo(HaveOccurred(), string(out))
+		}
 
 		conf, err := cp.AddUser(eventSourceUser, []string{"system:serviceaccounts", "system:serviceaccounts:" + controlplane.ServerNamespace, "system:authenticated"})
 		Expect(err).NotTo(HaveOccurred())
