@@ -288,7 +288,6 @@ func sourceMetric(ctx context.Context, address, family string, labels map[string
 	return value(families, family, labels)
 }
 
-
 // writeKubeconfig writes a kubeconfig file with the server and client
 // certificate of conf.
 func writeKubeconfig(path string, conf *rest.Config) error {
@@ -299,4 +298,3 @@ func writeKubeconfig(path string, conf *rest.Config) error {
 	kc.CurrentContext = "context"
 	return clientcmd.WriteToFile(*kc, path)
 }
-
