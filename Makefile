@@ -5,6 +5,7 @@ SHELL := /usr/bin/env bash -o errexit -o nounset -o pipefail
 
 BIN_DIR        := $(CURDIR)/bin
 SERVER_BINARY  := $(BIN_DIR)/signal-apiserver
+EVENT_SOURCE_BINARY := $(BIN_DIR)/signal-event-source
 KUBE_VERSION   ?= v1.37.2
 ETCD_VERSION   ?= v3.7.0
 CONTROL_PLANE  := $(BIN_DIR)/control-plane/kube-$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
@@ -30,8 +31,9 @@ run: build control-plane ## Start a local control plane with signal-apiserver re
 ##@ Build
 
 .PHONY: build
-build: ## Build bin/signal-apiserver.
+build: ## Build bin/signal-apiserver and bin/signal-event-source.
 	go build -o "$(SERVER_BINARY)" ./cmd/signal-apiserver
+	go build -o "$(EVENT_SOURCE_BINARY)" ./cmd/signal-event-source
 
 .PHONY: control-plane
 control-plane: ## Build kube-apiserver, kubectl and etcd from Go modules once, into bin/control-plane/.
@@ -47,7 +49,7 @@ generate: ## Regenerate deepcopy, conversion, defaults, clients, OpenAPI and the
 test: build control-plane ## Run unit tests and the integration suites against a real kube-apiserver and etcd.
 	go test ./apis/... ./pkg/... ./cmd/... -count=1
 	KUBEBUILDER_ASSETS="$(CONTROL_PLANE)" SIGNAL_APISERVER_BINARY="$(SERVER_BINARY)" \
-		go test ./test/... -count=1 -timeout 30m $(if $(GINKGO_FLAGS),-args $(GINKGO_FLAGS))
+		SIGNAL_EVENT_SOURCE_BINARY="$(EVENT_SOURCE_BINARY)" go test ./test/... -count=1 -timeout 30m $(if $(GINKGO_FLAGS),-args $(GINKGO_FLAGS))
 
 .PHONY: bench
 bench: build control-plane ## Benchmark signal-apiserver against its limits and the gateway algorithm (quick: BENCH_FLAGS="--scale 0.1").

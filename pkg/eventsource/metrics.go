@@ -1,0 +1,46 @@
+package eventsource
+
+import (
+	"sync"
+
+	"k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/legacyregistry"
+)
+
+// Submission results in metrics besides the lowercased outcomes of the
+// server (created, deduplicated, alreadycounted).
+const (
+	resultRetried = "retried"
+	resultDropped = "dropped"
+)
+
+var (
+	eventsIgnored = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace:      "signal_event_source",
+		Name:           "events_ignored_total",
+		Help:           "Event versions not submitted, by the filter that ignored them: type, namespace, reason, age.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"filter"})
+	submissions = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace:      "signal_event_source",
+		Name:           "submissions_total",
+		Help:           "Signal submissions by result: the server's outcome (created, deduplicated, alreadycounted), retried (an error worth retrying) or dropped (a 4xx that cannot succeed).",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"result"})
+	delayed = metrics.NewCounter(&metrics.CounterOpts{
+		Namespace:      "signal_event_source",
+		Name:           "rate_limited_total",
+		Help:           "Event versions put back in the queue because their involved object had used up its rate limit.",
+		StabilityLevel: metrics.ALPHA,
+	})
+)
+
+var registerOnce sync.Once
+
+// RegisterMetrics registers the event source's metrics with the legacy
+// registry, which its /metrics serves.
+func RegisterMetrics() {
+	registerOnce.Do(func() {
+		legacyregistry.MustRegister(eventsIgnored, submissions, delayed)
+	})
+}

@@ -1,0 +1,300 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gexec"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
+	"github.com/signal-apiserver/signal-apiserver/pkg/eventsource"
+	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
+	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
+)
+
+// eventSourceUser is the ServiceAccount of artifacts/event-source, as RBAC
+// names it.
+const eventSourceUser = "system:serviceaccount:" + controlplane.ServerNamespace + ":signal-event-source"
+
+// The event source runs as a process of its own, with its own identity and
+// only the RBAC of artifacts/event-source, against kube-apiserver: every
+// Signal goes through the aggregator like any sender's.
+var _ = Describe("Event source", Ordered, func() {
+	var (
+		kube       kubernetes.Interface
+		binary     string
+		kubeconfig string
+		source     *gexec.Session
+		address    string
+		// ns is watched; otherNS is not in --namespaces; excludedNS is in
+		// --namespaces and in --exclude-namespaces.
+		ns, otherNS, excludedNS string
+	)
+
+	start := func(ctx context.Context) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		address = l.Addr().String()
+		Expect(l.Close()).To(Succeed())
+		log, err := os.OpenFile(filepath.Join(cp.StateDir(), "signal-event-source.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(log.Close)
+		cmd := exec.Command(binary,
+			"--kubeconfig="+kubeconfig,
+			"--bind-address="+address,
+			"--namespaces="+ns+","+excludedNS,
+			"--exclude-namespaces="+excludedNS,
+			"--exclude-reasons=NoisyReason",
+			// The rate limit is not under test here: it must not delay.
+			"--per-object-qps=1000", "--per-object-burst=1000",
+			"--v=2")
+		source, err = gexec.Start(cmd, log, log)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() int {
+			resp, err := http.Get("http://" + address + "/readyz")
+			if err != nil {
+				return 0
+			}
+			defer resp.Body.Close()
+			return resp.StatusCode
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Equal(http.StatusOK))
+	}
+
+	BeforeAll(func(ctx SpecContext) {
+		binary = os.Getenv("SIGNAL_EVENT_SOURCE_BINARY")
+		if binary == "" {
+			var err error
+			binary, err = gexec.Build("github.com/signal-apiserver/signal-apiserver/cmd/signal-event-source")
+			Expect(err).NotTo(HaveOccurred())
+		}
+		kube = kubernetes.NewForConfigOrDie(adminConf)
+		suffix := rand.String(6)
+		ns, otherNS, excludedNS = "events-"+suffix, "events-other-"+suffix, "events-excluded-"+suffix
+		for _, name := range []string{ns, otherNS, excludedNS} {
+			_, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+		}
+
+		// The deploy manifests as they are, RBAC included: the source has
+		// no permission but theirs. A server-side dry run first, as an
+		// operator would.
+		for _, dryRun := range []string{"--dry-run=server", "--dry-run=none"} {
+			out, err := exec.CommandContext(ctx, cp.KubectlPath(), "--kubeconfig="+cp.KubeconfigPath(),
+				"apply", dryRun, "-k", filepath.Join(repoRoot, "artifacts", "event-source")).CombinedOutput()
+			Expect(err).NotTo(HaveOccurred(), string(out))
+		}
+
+		conf, err := cp.AddUser(eventSourceUser, []string{"system:serviceaccounts", "system:serviceaccounts:" + controlplane.ServerNamespace, "system:authenticated"})
+		Expect(err).NotTo(HaveOccurred())
+		kubeconfig = filepath.Join(cp.StateDir(), "signal-event-source.kubeconfig")
+		Expect(writeKubeconfig(kubeconfig, conf)).To(Succeed())
+
+		start(ctx)
+		DeferCleanup(func() { source.Kill().Wait(30 * time.Second) })
+	}, NodeTimeout(2*time.Minute))
+
+	It("may only read Events and create Signals", func(ctx SpecContext) {
+		conf, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = kubernetes.NewForConfigOrDie(conf).CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = kubernetes.NewForConfigOrDie(conf).CoreV1().Events(ns).Create(ctx, warningEvent(ns, "Forbidden", "app-forbidden", 1), metav1.CreateOptions{})
+		Expect(err).To(MatchError(ContainSubstring("forbidden")))
+	})
+
+	var crashing *corev1.Event
+
+	It("submits a Warning Event as one Signal: exactly one RemediationRequest, counted once", func(ctx SpecContext) {
+		var err error
+		crashing, err = kube.CoreV1().Events(ns).Create(ctx, warningEvent(ns, "BackOff", "app-crashing", 1), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+
+		rr := waitForCount(ctx, ns, "app-crashing", 1)
+		Expect(rr.Spec.SignalSource).To(Equal("kubernetes-event"))
+		Expect(rr.Spec.SignalName).To(Equal("BackOff"))
+		Expect(rr.Spec.Severity).To(Equal("warning"))
+		Expect(rr.Spec.TargetResource).To(Equal(remediationv1alpha1.ResourceReference{
+			APIVersion: "apps/v1", Kind: "Deployment", Namespace: ns, Name: "app-crashing",
+		}))
+		Expect(rr.Status.Deduplication.RecentIdempotencyKeys).To(Equal([]string{keyDigest(crashing, 1)}))
+	})
+
+	It("counts each observed count bump once, however far the count moved", func(ctx SpecContext) {
+		crashing = bump(ctx, kube, crashing, 2)
+		waitForCount(ctx, ns, "app-crashing", 2)
+
+		// 2 → 5 in one update is one observed version: one occurrence.
+		crashing = bump(ctx, kube, crashing, 5)
+		rr := waitForCount(ctx, ns, "app-crashing", 3)
+		Expect(rr.Status.Deduplication.RecentIdempotencyKeys).To(Equal([]string{
+			keyDigest(crashing, 1), keyDigest(crashing, 2), keyDigest(crashing, 5),
+		}))
+	})
+
+	It("ignores Normal Events, other and excluded namespaces and excluded reasons", func(ctx SpecContext) {
+		ignoredBefore := sourceMetric(ctx, address, "signal_event_source_events_ignored_total", map[string]string{"filter": "reason"})
+
+		normal := warningEvent(ns, "ScalingReplicaSet", "app-normal", 1)
+		normal.Type = corev1.EventTypeNormal
+		for _, ev := range []*corev1.Event{
+			normal,
+			warningEvent(otherNS, "BackOff", "app-other", 1),
+			warningEvent(excludedNS, "BackOff", "app-excluded", 1),
+			warningEvent(ns, "NoisyReason", "app-noisy", 1),
+		} {
+			_, err := kube.CoreV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+		}
+		// The source sees Events in the order they were written, and filters
+		// before it queues: once this later Event is counted, every earlier
+		// one was filtered or never delivered.
+		_, err := kube.CoreV1().Events(ns).Create(ctx, warningEvent(ns, "BackOff", "app-sentinel", 1), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		waitForCount(ctx, ns, "app-sentinel", 1)
+
+		for _, target := range [][2]string{{ns, "app-normal"}, {otherNS, "app-other"}, {excludedNS, "app-excluded"}, {ns, "app-noisy"}} {
+			Expect(rrsOf(ctx, target[0], deploymentFingerprint(target[0], target[1]))).To(BeEmpty(), target[1])
+		}
+		Expect(sourceMetric(ctx, address, "signal_event_source_events_ignored_total", map[string]string{"filter": "reason"})).
+			To(Equal(ignoredBefore + 1))
+	})
+
+	It("counts nothing twice after kill -9 and a restart, and what happened while it was down once", func(ctx SpecContext) {
+		source.Kill().Wait(30 * time.Second)
+		Expect(source.ExitCode()).To(Equal(128 + 9))
+
+		// A version the source never saw.
+		crashing = bump(ctx, kube, crashing, 6)
+
+		start(ctx)
+		// The restart lists every stored Event again and submits each one's
+		// latest version: the sentinel's is already counted; crashing's
+		// version 6 is new.
+		Eventually(func() []float64 {
+			return []float64{
+				sourceMetric(ctx, address, "signal_event_source_submissions_total", map[string]string{"result": "alreadycounted"}),
+				sourceMetric(ctx, address, "signal_event_source_submissions_total", map[string]string{"result": "deduplicated"}),
+			}
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Equal([]float64{1, 1}))
+
+		rr := waitForCount(ctx, ns, "app-crashing", 4)
+		Expect(rr.Status.Deduplication.RecentIdempotencyKeys).To(Equal([]string{
+			keyDigest(crashing, 1), keyDigest(crashing, 2), keyDigest(crashing, 5), keyDigest(crashing, 6),
+		}))
+		waitForCount(ctx, ns, "app-sentinel", 1)
+		Expect(sourceMetric(ctx, address, "signal_event_source_submissions_total", map[string]string{"result": "created"})).To(BeZero())
+	})
+})
+
+// warningEvent is a legacy core/v1 Warning Event about a Deployment, as
+// kubelet and the controllers write them.
+func warningEvent(namespace, reason, deployment string, count int32) *corev1.Event {
+	now := metav1.Now()
+	return &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: deployment + ".", Namespace: namespace},
+		InvolvedObject: corev1.ObjectReference{
+			APIVersion: "apps/v1", Kind: "Deployment", Namespace: namespace, Name: deployment,
+		},
+		Reason:         reason,
+		Message:        fmt.Sprintf("%s of %s\nsecond line", reason, deployment),
+		Type:           corev1.EventTypeWarning,
+		Count:          count,
+		FirstTimestamp: now,
+		LastTimestamp:  now,
+		Source:         corev1.EventSource{Component: "integration-test"},
+	}
+}
+
+// bump sets the count of ev, as the event recorder does when the same
+// Event recurs.
+func bump(ctx context.Context, kube kubernetes.Interface, ev *corev1.Event, count int32) *corev1.Event {
+	ev = ev.DeepCopy()
+	ev.Count = count
+	ev.LastTimestamp = metav1.Now()
+	updated, err := kube.CoreV1().Events(ev.Namespace).Update(ctx, ev, metav1.UpdateOptions{})
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	return updated
+}
+
+func deploymentFingerprint(namespace, name string) string {
+	return fingerprint.ForTarget(fingerprint.Target{Namespace: namespace, Kind: "Deployment", Name: name})
+}
+
+// waitForCount waits until the one RemediationRequest of a Deployment's
+// default fingerprint has count occurrences, and fails if there is ever
+// more than one or the count goes past it.
+func waitForCount(ctx context.Context, namespace, deployment string, count int64) *remediationv1alpha1.RemediationRequest {
+	var rr *remediationv1alpha1.RemediationRequest
+	EventuallyWithOffset(1, func(g Gomega) {
+		rrs := rrsOf(ctx, namespace, deploymentFingerprint(namespace, deployment))
+		if len(rrs) > 1 {
+			StopTrying(fmt.Sprintf("%d RemediationRequests", len(rrs))).Now()
+		}
+		g.Expect(rrs).To(HaveLen(1))
+		if countOf(&rrs[0]) > count {
+			StopTrying(fmt.Sprintf("counted %d, want %d", countOf(&rrs[0]), count)).Now()
+		}
+		g.Expect(countOf(&rrs[0])).To(Equal(count))
+		rr = &rrs[0]
+	}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
+	return rr
+}
+
+// keyDigest is how a RemediationRequest records the idempotency key of
+// version count of ev.
+func keyDigest(ev *corev1.Event, count int32) string {
+	ev = ev.DeepCopy()
+	ev.Count = count
+	sum := sha256.Sum256([]byte(eventsource.IdempotencyKey(ev)))
+	return hex.EncodeToString(sum[:])[:32]
+}
+
+// sourceMetric scrapes the event source's /metrics and returns the value of
+// the series of family with exactly labels, 0 if there is none.
+func sourceMetric(ctx context.Context, address, family string, labels map[string]string) float64 {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+address+"/metrics", nil)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	return value(families, family, labels)
+}
+
+// writeKubeconfig writes a kubeconfig file with the server and client
+// certificate of conf.
+func writeKubeconfig(path string, conf *rest.Config) error {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["cluster"] = &clientcmdapi.Cluster{Server: conf.Host, CertificateAuthorityData: conf.CAData}
+	kc.AuthInfos["user"] = &clientcmdapi.AuthInfo{ClientCertificateData: conf.CertData, ClientKeyData: conf.KeyData}
+	kc.Contexts["context"] = &clientcmdapi.Context{Cluster: "cluster", AuthInfo: "user"}
+	kc.CurrentContext = "context"
+	return clientcmd.WriteToFile(*kc, path)
+}
