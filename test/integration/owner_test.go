@@ -12,6 +12,7 @@ import (
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
+	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
 	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
 	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
 )
@@ -89,6 +90,8 @@ var _ = Describe("Owner resolution", func() {
 		deployment := ref("apps/v1", "Deployment", app)
 		fp := fingerprintOfRef(deployment)
 
+		before := scrape(ctx)
+
 		By("a dry run resolves too, and creates nothing")
 		dry := send(ctx, signalAbout("v1", "Pod", pod1.Name), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		Expect(dry.Spec.TargetResource).To(Equal(deployment))
@@ -109,6 +112,15 @@ var _ = Describe("Owner resolution", func() {
 		Expect(rrs[0].Annotations).NotTo(HaveKey(signalregistry.OwnerResolutionAnnotation))
 		Expect(rrsOf(ctx, ns, fingerprintOfRef(ref("v1", "Pod", pod1.Name)))).To(BeEmpty())
 		Expect(rrsOf(ctx, ns, fingerprintOfRef(ref("v1", "Pod", pod2.Name)))).To(BeEmpty())
+
+		By("three resolutions read each Pod once and the ReplicaSet once: the rest came from the cache")
+		after := scrape(ctx)
+		delta := func(family string, labels map[string]string) float64 {
+			return value(after, family, labels) - value(before, family, labels)
+		}
+		Expect(delta("signal_apiserver_owner_resolutions_total", map[string]string{"result": "owner"})).To(Equal(3.0))
+		Expect(delta("signal_apiserver_owner_metadata_requests_total", map[string]string{"resource": "pods", "result": "ok"})).To(Equal(2.0))
+		Expect(delta("signal_apiserver_owner_metadata_requests_total", map[string]string{"resource": "replicasets", "result": "ok"})).To(Equal(1.0))
 	})
 
 	It("resolves a Pod of a StatefulSet to the StatefulSet", func(ctx SpecContext) {
@@ -190,6 +202,22 @@ var _ = Describe("Owner resolution", func() {
 		Expect(rrs).To(HaveLen(1))
 		Expect(rrs[0].Annotations).To(HaveKeyWithValue(signalregistry.OwnerResolutionAnnotation,
 			"UIDMismatch: ReplicaSet "+ns+"/"+rs.Name+" has UID "+string(rs.UID)+", its dependent's ownerReference names "+string(impostor.UID)))
+	})
+
+	It("leaves every target as it is with --resolve-owners=false", func(ctx SpecContext) {
+		off, err := cp.StartServer(ctx, "signal-apiserver-owners-off", "--resolve-owners=false")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(off.Stop)
+		direct := versioned.NewForConfigOrDie(cp.FrontProxyClientConfig(off, "system:admin", []string{"system:masters"}))
+		_, rs := createDeploymentRS(ctx, "cart-"+rand.String(8))
+		pod := createPod(ctx, rs.Name+"-v4b5n", podRS(rs))
+
+		rr, err := direct.SignalsV1().Signals().Create(ctx, signalAbout("v1", "Pod", pod.Name), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rr.Spec.TargetResource).To(Equal(ref("v1", "Pod", pod.Name)))
+		Expect(rr.Spec.SignalTarget).To(BeNil())
+		Expect(rr.Annotations).NotTo(HaveKey(signalregistry.OwnerResolutionAnnotation))
+		Expect(rrsOf(ctx, ns, fingerprintOfRef(ref("v1", "Pod", pod.Name)))).To(HaveLen(1))
 	})
 
 	It("leaves a signal with its sender's own fingerprint untouched", func(ctx SpecContext) {
