@@ -300,8 +300,14 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequestSpec(re
 					},
 					"targetResource": {
 						SchemaProps: spec.SchemaProps{
-							Description: "targetResource is the object the signal is about.",
+							Description: "targetResource is the object the remediation is about: the top-level controller of the signal's target (Pod → ReplicaSet → Deployment, Pod → StatefulSet, DaemonSet or Job, Job → CronJob) when signal-apiserver resolved it, else the signal's target itself.",
 							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.ResourceReference{}.OpenAPIModelName()),
+						},
+					},
+					"signalTarget": {
+						SchemaProps: spec.SchemaProps{
+							Description: "signalTarget is the object the first signal named, when it differs from targetResource.",
 							Ref:         ref(v1alpha1.ResourceReference{}.OpenAPIModelName()),
 						},
 					},

@@ -19,6 +19,7 @@ import (
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
 	"github.com/signal-apiserver/signal-apiserver/generated/informers/externalversions"
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
+	"github.com/signal-apiserver/signal-apiserver/pkg/owner"
 	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
 )
 
@@ -31,6 +32,9 @@ type ExtraConfig struct {
 	// ClusterScopedNamespace holds the RemediationRequests of signals about
 	// cluster-scoped objects.
 	ClusterScopedNamespace string
+	// Owners resolves signal targets to their top-level controllers; nil
+	// turns resolution off.
+	Owners signalregistry.OwnerResolver
 }
 
 // Config is the whole configuration of the server.
@@ -94,6 +98,7 @@ func (c completedConfig) New() (*Server, error) {
 
 	dedup.RegisterMetrics()
 	signalregistry.RegisterMetrics()
+	owner.RegisterMetrics()
 	registerMetrics()
 	if err := generic.AddPostStartHook("start-remediationrequest-informer", func(ctx genericapiserver.PostStartHookContext) error {
 		factory.Start(ctx.Done())
@@ -121,6 +126,7 @@ func (c completedConfig) New() (*Server, error) {
 		"signals": signalregistry.NewREST(engine, signalregistry.Options{
 			ClusterID:              c.ExtraConfig.ClusterID,
 			ClusterScopedNamespace: c.ExtraConfig.ClusterScopedNamespace,
+			Owners:                 c.ExtraConfig.Owners,
 		}),
 	}
 	if err := generic.InstallAPIGroup(&apiGroupInfo); err != nil {

@@ -65,6 +65,8 @@ type Signal struct {
 	// Spec is the spec of the RemediationRequest the signal opens when no
 	// active one exists.
 	Spec remediationv1alpha1.RemediationRequestSpec
+	// Annotations go on the RemediationRequest the signal opens.
+	Annotations map[string]string
 	// DryRun computes the result without writing anything.
 	DryRun bool
 	// IdempotencyKey, if set, names this delivery: a firing signal whose key
@@ -364,8 +366,9 @@ func (e *Engine) dryRun(ctx context.Context, s Signal) (*Result, error) {
 func newRemediationRequest(s Signal, slot int) *remediationv1alpha1.RemediationRequest {
 	return &remediationv1alpha1.RemediationRequest{
 		ObjectMeta: metav1.ObjectMeta{
-			Namespace: s.Namespace,
-			Name:      SlotName(s.Fingerprint, slot),
+			Namespace:   s.Namespace,
+			Name:        SlotName(s.Fingerprint, slot),
+			Annotations: s.Annotations,
 		},
 		Spec: s.Spec,
 	}

@@ -92,9 +92,17 @@ type RemediationRequestSpec struct {
 	// +kubebuilder:validation:MaxLength=63
 	Severity string `json:"severity,omitempty"`
 
-	// targetResource is the object the signal is about.
+	// targetResource is the object the remediation is about: the top-level
+	// controller of the signal's target (Pod → ReplicaSet → Deployment, Pod →
+	// StatefulSet, DaemonSet or Job, Job → CronJob) when signal-apiserver
+	// resolved it, else the signal's target itself.
 	// +required
 	TargetResource ResourceReference `json:"targetResource"`
+
+	// signalTarget is the object the first signal named, when it differs
+	// from targetResource.
+	// +optional
+	SignalTarget *ResourceReference `json:"signalTarget,omitempty"`
 
 	// signalLabels are the labels of the first signal.
 	// +optional

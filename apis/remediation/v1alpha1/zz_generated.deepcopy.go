@@ -118,6 +118,11 @@ func (in *RemediationRequestList) DeepCopyObject() runtime.Object {
 func (in *RemediationRequestSpec) DeepCopyInto(out *RemediationRequestSpec) {
 	*out = *in
 	out.TargetResource = in.TargetResource
+	if in.SignalTarget != nil {
+		in, out := &in.SignalTarget, &out.SignalTarget
+		*out = new(ResourceReference)
+		**out = **in
+	}
 	if in.SignalLabels != nil {
 		in, out := &in.SignalLabels, &out.SignalLabels
 		*out = make(map[string]string, len(*in))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/spf13/cobra"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
@@ -13,6 +14,7 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/apiserver/pkg/util/compatibility"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	cliflag "k8s.io/component-base/cli/flag"
 	"k8s.io/component-base/logs"
@@ -25,6 +27,7 @@ import (
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
 	generatedopenapi "github.com/signal-apiserver/signal-apiserver/generated/openapi"
 	"github.com/signal-apiserver/signal-apiserver/pkg/apiserver"
+	"github.com/signal-apiserver/signal-apiserver/pkg/owner"
 )
 
 // Options are the flags of signal-apiserver.
@@ -41,7 +44,19 @@ type Options struct {
 	// kube-apiserver.
 	KubeAPIQPS   float32
 	KubeAPIBurst int
+	// ResolveOwners fingerprints signals by their target's top-level
+	// controller; OwnerCacheTTL is how long owner metadata is reused.
+	ResolveOwners bool
+	OwnerCacheTTL time.Duration
 }
+
+// ownerCacheSize bounds the objects whose metadata the owner resolver keeps
+// (a few hundred bytes each).
+const ownerCacheSize = 16384
+
+// ownerLookupTimeout bounds one metadata GET of the owner resolver; a signal
+// whose lookup times out is fingerprinted by its own target.
+const ownerLookupTimeout = 2 * time.Second
 
 // NewOptions returns the defaults: k8s.io/apiserver's recommended options
 // without etcd (nothing of a Signal is stored) and without API Priority and
@@ -52,6 +67,8 @@ func NewOptions() *Options {
 		Logs:               logs.NewOptions(),
 
 		ClusterScopedNamespace: "signal-apiserver",
+		ResolveOwners:          true,
+		OwnerCacheTTL:          5 * time.Minute,
 		KubeAPIQPS:             500,
 		KubeAPIBurst:           1000,
 	}
@@ -71,6 +88,10 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 		"Identifies this cluster in default fingerprints, when several clusters feed one remediation system. Changing it starts new RemediationRequests for every target.")
 	fs.StringVar(&o.ClusterScopedNamespace, "cluster-scoped-namespace", o.ClusterScopedNamespace,
 		"Namespace of the RemediationRequests of signals about cluster-scoped objects, such as Nodes.")
+	fs.BoolVar(&o.ResolveOwners, "resolve-owners", o.ResolveOwners,
+		"Fingerprint signals without a fingerprint of their own by their target's top-level controller (Pod → ReplicaSet → Deployment, Pod → StatefulSet, DaemonSet or Job, Job → CronJob), read as metadata from kube-apiserver. Changing it starts new RemediationRequests for Pods, ReplicaSets and Jobs.")
+	fs.DurationVar(&o.OwnerCacheTTL, "owner-cache-ttl", o.OwnerCacheTTL,
+		"How long the owner of a Pod, ReplicaSet or Job is reused before it is read again.")
 	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Queries per second of the server's own calls to kube-apiserver.")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of the server's own calls to kube-apiserver.")
 	return fss
@@ -89,6 +110,9 @@ func (o *Options) Validate() error {
 	}
 	if len(o.ClusterID) > 253 {
 		errs = append(errs, fmt.Errorf("--cluster-id: must be no more than 253 characters"))
+	}
+	if o.OwnerCacheTTL <= 0 {
+		errs = append(errs, fmt.Errorf("--owner-cache-ttl must be positive"))
 	}
 	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst <= 0 {
 		errs = append(errs, fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive"))
@@ -135,14 +159,23 @@ func (o *Options) Config() (*apiserver.Config, error) {
 		return nil, fmt.Errorf("creating the RemediationRequest client: %w", err)
 	}
 
-	return &apiserver.Config{
-		GenericConfig: serverConfig,
-		ExtraConfig: apiserver.ExtraConfig{
-			Client:                 client,
-			ClusterID:              o.ClusterID,
-			ClusterScopedNamespace: o.ClusterScopedNamespace,
-		},
-	}, nil
+	extra := apiserver.ExtraConfig{
+		Client:                 client,
+		ClusterID:              o.ClusterID,
+		ClusterScopedNamespace: o.ClusterScopedNamespace,
+	}
+	if o.ResolveOwners {
+		metadataClient, err := metadata.NewForConfig(clientConfig)
+		if err != nil {
+			return nil, fmt.Errorf("creating the metadata client: %w", err)
+		}
+		extra.Owners = owner.NewResolver(metadataClient, owner.Options{
+			TTL:       o.OwnerCacheTTL,
+			CacheSize: ownerCacheSize,
+			Timeout:   ownerLookupTimeout,
+		})
+	}
+	return &apiserver.Config{GenericConfig: serverConfig, ExtraConfig: extra}, nil
 }
 
 // Run starts the server and blocks until ctx ends.

@@ -20,11 +20,18 @@ import (
 	"github.com/signal-apiserver/signal-apiserver/apis/signals/validation"
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
 	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
+	"github.com/signal-apiserver/signal-apiserver/pkg/owner"
 )
 
 // OutcomeAnnotation is set on the RemediationRequest returned for a signal,
 // never stored: Created, Deduplicated or Resolved.
 const OutcomeAnnotation = "signals.remediation.io/outcome"
+
+// OwnerResolutionAnnotation is set on a RemediationRequest created for a
+// signal whose target could not be resolved to its top-level controller:
+// "<reason>: <message>". The RemediationRequest is then about the target
+// itself.
+const OwnerResolutionAnnotation = "signals.remediation.io/owner-resolution"
 
 // Options configure the storage.
 type Options struct {
@@ -33,6 +40,9 @@ type Options struct {
 	// ClusterScopedNamespace holds the RemediationRequests of signals about
 	// cluster-scoped objects.
 	ClusterScopedNamespace string
+	// Owners resolves the targets of signals without their own fingerprint;
+	// nil leaves every target as its sender named it.
+	Owners OwnerResolver
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
 }
@@ -115,7 +125,7 @@ func (r *REST) create(ctx context.Context, sig *signals.Signal, createValidation
 			return nil, err
 		}
 	}
-	signal := r.toDedup(sig, dryrun.IsDryRun(options.DryRun))
+	signal := r.toDedup(ctx, sig, dryrun.IsDryRun(options.DryRun))
 	res, err := r.dedup.Submit(ctx, signal)
 	if err != nil {
 		return nil, toAPIError(err, signal)
@@ -123,7 +133,10 @@ func (r *REST) create(ctx context.Context, sig *signals.Signal, createValidation
 	return res, nil
 }
 
-func (r *REST) toDedup(sig *signals.Signal, dryRun bool) dedup.Signal {
+// toDedup converts a validated signal. A signal without its own fingerprint
+// is fingerprinted by its target's top-level controller; dry-run resolves
+// too, so it answers with the RemediationRequest a real signal would find.
+func (r *REST) toDedup(ctx context.Context, sig *signals.Signal, dryRun bool) dedup.Signal {
 	now := metav1.NewTime(r.opts.Now())
 	spec := &sig.Spec
 	firing := now
@@ -134,14 +147,33 @@ func (r *REST) toDedup(sig *signals.Signal, dryRun bool) dedup.Signal {
 	if namespace == "" {
 		namespace = r.opts.ClusterScopedNamespace
 	}
+	target := remediationv1alpha1.ResourceReference{
+		APIVersion: spec.Target.APIVersion,
+		Kind:       spec.Target.Kind,
+		Namespace:  spec.Target.Namespace,
+		Name:       spec.Target.Name,
+	}
+	resolved := target
+	var annotations map[string]string
 	fp := fingerprint.ForKey(spec.Fingerprint)
 	if spec.Fingerprint == "" {
+		if r.opts.Owners != nil {
+			res := r.opts.Owners.Resolve(ctx, owner.Reference(target))
+			resolved = remediationv1alpha1.ResourceReference(res.Target)
+			if res.FallbackReason != "" {
+				annotations = map[string]string{OwnerResolutionAnnotation: res.FallbackReason + ": " + res.Message}
+			}
+		}
 		fp = fingerprint.ForTarget(fingerprint.Target{
 			ClusterID: r.opts.ClusterID,
-			Namespace: spec.Target.Namespace,
-			Kind:      spec.Target.Kind,
-			Name:      spec.Target.Name,
+			Namespace: resolved.Namespace,
+			Kind:      resolved.Kind,
+			Name:      resolved.Name,
 		})
+	}
+	var signalTarget *remediationv1alpha1.ResourceReference
+	if resolved != target {
+		signalTarget = &target
 	}
 	return dedup.Signal{
 		Namespace:   namespace,
@@ -151,17 +183,14 @@ func (r *REST) toDedup(sig *signals.Signal, dryRun bool) dedup.Signal {
 		DryRun:      dryRun,
 
 		IdempotencyKey: spec.IdempotencyKey,
+		Annotations:    annotations,
 		Spec: remediationv1alpha1.RemediationRequestSpec{
 			SignalFingerprint: fp,
 			SignalName:        spec.Name,
 			SignalSource:      spec.Source,
 			Severity:          spec.Severity,
-			TargetResource: remediationv1alpha1.ResourceReference{
-				APIVersion: spec.Target.APIVersion,
-				Kind:       spec.Target.Kind,
-				Namespace:  spec.Target.Namespace,
-				Name:       spec.Target.Name,
-			},
+			TargetResource:    resolved,
+			SignalTarget:      signalTarget,
 			SignalLabels:      spec.Labels,
 			SignalAnnotations: spec.Annotations,
 			FiringTime:        firing,

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -16,6 +17,7 @@ import (
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
 	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
+	"github.com/signal-apiserver/signal-apiserver/pkg/owner"
 )
 
 // recorder is a Deduplicator that remembers what it was given.
@@ -155,6 +157,82 @@ func TestEngineErrorsBecomeAPIErrors(t *testing.T) {
 			status, ok := err.(apierrors.APIStatus)
 			if !ok || status.Status().Code != tt.code {
 				t.Errorf("got %v, want code %d", err, tt.code)
+			}
+		})
+	}
+}
+
+// stubOwners answers every target with result, and counts its calls.
+type stubOwners struct {
+	result owner.Result
+	calls  int
+}
+
+func (s *stubOwners) Resolve(context.Context, owner.Reference) owner.Result {
+	s.calls++
+	return s.result
+}
+
+func TestCreateResolvesOwners(t *testing.T) {
+	pod := remediationv1alpha1.ResourceReference{APIVersion: "v1", Kind: "Pod", Namespace: "shop", Name: "cart-5d8f-a1"}
+	deployment := owner.Reference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: "cart"}
+	onPod := func(s *signals.SignalSpec) {
+		s.Target = signals.TargetReference{APIVersion: pod.APIVersion, Kind: pod.Kind, Namespace: pod.Namespace, Name: pod.Name}
+	}
+	tests := []struct {
+		name            string
+		spec            func(*signals.SignalSpec)
+		result          owner.Result
+		wantCalls       int
+		wantTarget      remediationv1alpha1.ResourceReference
+		wantSignal      *remediationv1alpha1.ResourceReference
+		wantAnnotations map[string]string
+	}{
+		{
+			name: "resolved to the owner", spec: onPod, result: owner.Result{Target: deployment}, wantCalls: 1,
+			wantTarget: remediationv1alpha1.ResourceReference(deployment), wantSignal: &pod,
+		},
+		{
+			name: "its own answer", spec: onPod, result: owner.Result{Target: owner.Reference(pod)}, wantCalls: 1,
+			wantTarget: pod,
+		},
+		{
+			name: "fallback recorded", spec: onPod, wantCalls: 1, wantTarget: pod,
+			result:          owner.Result{Target: owner.Reference(pod), FallbackReason: owner.ReasonLookupFailed, Message: "reading Pod shop/cart-5d8f-a1: timeout"},
+			wantAnnotations: map[string]string{OwnerResolutionAnnotation: "LookupFailed: reading Pod shop/cart-5d8f-a1: timeout"},
+		},
+		{
+			name:   "sender's fingerprint: not resolved",
+			spec:   func(s *signals.SignalSpec) { onPod(s); s.Fingerprint = "incident-42" },
+			result: owner.Result{Target: deployment}, wantTarget: pod,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, owners := &recorder{}, &stubOwners{result: tt.result}
+			storage := NewREST(d, Options{ClusterID: "eu-1", Owners: owners, Now: func() time.Time { return received }})
+			if _, err := storage.Create(context.Background(), signal(tt.spec), nil, &metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			got := d.got[0]
+			if owners.calls != tt.wantCalls {
+				t.Errorf("%d resolutions, want %d", owners.calls, tt.wantCalls)
+			}
+			if got.Spec.TargetResource != tt.wantTarget {
+				t.Errorf("targetResource %+v, want %+v", got.Spec.TargetResource, tt.wantTarget)
+			}
+			if !equality.Semantic.DeepEqual(got.Spec.SignalTarget, tt.wantSignal) {
+				t.Errorf("signalTarget %+v, want %+v", got.Spec.SignalTarget, tt.wantSignal)
+			}
+			if !equality.Semantic.DeepEqual(got.Annotations, tt.wantAnnotations) {
+				t.Errorf("annotations %v, want %v", got.Annotations, tt.wantAnnotations)
+			}
+			wantFP := fingerprint.ForKey("incident-42")
+			if tt.wantCalls > 0 {
+				wantFP = fingerprint.ForTarget(fingerprint.Target{ClusterID: "eu-1", Namespace: tt.wantTarget.Namespace, Kind: tt.wantTarget.Kind, Name: tt.wantTarget.Name})
+			}
+			if got.Fingerprint != wantFP || got.Spec.SignalFingerprint != wantFP {
+				t.Errorf("fingerprint %s, want %s", got.Fingerprint, wantFP)
 			}
 		})
 	}

@@ -37,8 +37,14 @@ type RemediationRequestSpecApplyConfiguration struct {
 	SignalSource *string `json:"signalSource,omitempty"`
 	// severity of the first signal, as its sender put it.
 	Severity *string `json:"severity,omitempty"`
-	// targetResource is the object the signal is about.
+	// targetResource is the object the remediation is about: the top-level
+	// controller of the signal's target (Pod → ReplicaSet → Deployment, Pod →
+	// StatefulSet, DaemonSet or Job, Job → CronJob) when signal-apiserver
+	// resolved it, else the signal's target itself.
 	TargetResource *ResourceReferenceApplyConfiguration `json:"targetResource,omitempty"`
+	// signalTarget is the object the first signal named, when it differs
+	// from targetResource.
+	SignalTarget *ResourceReferenceApplyConfiguration `json:"signalTarget,omitempty"`
 	// signalLabels are the labels of the first signal.
 	SignalLabels map[string]string `json:"signalLabels,omitempty"`
 	// signalAnnotations are the annotations of the first signal.
@@ -92,6 +98,14 @@ func (b *RemediationRequestSpecApplyConfiguration) WithSeverity(value string) *R
 // If called multiple times, the TargetResource field is set to the value of the last call.
 func (b *RemediationRequestSpecApplyConfiguration) WithTargetResource(value *ResourceReferenceApplyConfiguration) *RemediationRequestSpecApplyConfiguration {
 	b.TargetResource = value
+	return b
+}
+
+// WithSignalTarget sets the SignalTarget field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the SignalTarget field is set to the value of the last call.
+func (b *RemediationRequestSpecApplyConfiguration) WithSignalTarget(value *ResourceReferenceApplyConfiguration) *RemediationRequestSpecApplyConfiguration {
+	b.SignalTarget = value
 	return b
 }
 
