@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,6 +149,8 @@ func TestEngineErrorsBecomeAPIErrors(t *testing.T) {
 		{fmt.Errorf("creating: %w", apierrors.NewForbidden(remediationv1alpha1.Resource("remediationrequests"), "x", errors.New("rbac"))), http.StatusInternalServerError},
 		{fmt.Errorf("updating: %w", apierrors.NewConflict(remediationv1alpha1.Resource("remediationrequests"), "x", errors.New("stale"))), http.StatusTooManyRequests},
 		{fmt.Errorf("updating: %w", apierrors.NewServiceUnavailable("etcd")), http.StatusTooManyRequests},
+		{fmt.Errorf("creating: %w", syscall.ECONNREFUSED), http.StatusServiceUnavailable},
+		{fmt.Errorf("creating: %w", io.ErrUnexpectedEOF), http.StatusServiceUnavailable},
 		{errors.New("boom"), http.StatusInternalServerError},
 	}
 	for _, tt := range tests {
@@ -154,7 +158,12 @@ func TestEngineErrorsBecomeAPIErrors(t *testing.T) {
 			_, err := newStorage(&recorder{err: tt.err}).Create(context.Background(), signal(nil), nil, &metav1.CreateOptions{})
 			status, ok := err.(apierrors.APIStatus)
 			if !ok || status.Status().Code != tt.code {
-				t.Errorf("got %v, want code %d", err, tt.code)
+				t.Fatalf("got %v, want code %d", err, tt.code)
+			}
+			// Retryable answers carry Retry-After (from RetryAfterSeconds).
+			retryable := tt.code == http.StatusTooManyRequests || tt.code == http.StatusServiceUnavailable || tt.code == http.StatusGatewayTimeout
+			if d := status.Status().Details; retryable && (d == nil || d.RetryAfterSeconds <= 0) {
+				t.Errorf("%d without RetryAfterSeconds: %+v", tt.code, status.Status())
 			}
 		})
 	}
