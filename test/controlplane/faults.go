@@ -3,11 +3,13 @@ package controlplane
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -30,23 +32,40 @@ func (c *ControlPlane) InstallCRDs(ctx context.Context) error {
 	return waitForCRDsEstablished(ctx, c.admin, crds)
 }
 
-// StopAPIServer stops kube-apiserver (SIGTERM, as a rolling restart does) and
-// leaves etcd and the signal-apiservers running.
-func (c *ControlPlane) StopAPIServer() error {
-	return c.env.ControlPlane.APIServer.Stop()
+// KillAPIServer kills kube-apiserver with SIGKILL, as a crash or an expired
+// termination grace period does, and leaves etcd and the signal-apiservers
+// running. A graceful stop is no faster: kube-apiserver waits up to its
+// 60 s shutdown timeout for open watches.
+func (c *ControlPlane) KillAPIServer() error {
+	pid, err := findProcess("kube-apiserver", filepath.Join(c.opts.StateDir, "kube-apiserver"))
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return err
+	}
+	// envtest reaps the process and forgets it.
+	if err := c.env.ControlPlane.APIServer.Stop(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	return nil
 }
 
-// StartAPIServer starts kube-apiserver again after StopAPIServer, on the same
-// port, certificates and etcd, and waits for its /healthz.
+// StartAPIServer starts kube-apiserver again after KillAPIServer, on the
+// same port, certificates and etcd, and waits for its /healthz.
 func (c *ControlPlane) StartAPIServer() error {
 	return c.env.ControlPlane.APIServer.Start()
 }
 
-// EtcdPID returns the process id of this control plane's etcd, found by its
-// data directory on its command line (envtest does not export it), so a test
-// can pause it with SIGSTOP.
+// EtcdPID returns the process id of this control plane's etcd (envtest does
+// not export it), so a test can pause it with SIGSTOP.
 func (c *ControlPlane) EtcdPID() (int, error) {
-	dataDir := []byte(filepath.Join(c.opts.StateDir, "etcd"))
+	return findProcess("etcd", filepath.Join(c.opts.StateDir, "etcd"))
+}
+
+// findProcess returns the pid of the process running binary name with an
+// argument that ends in dir.
+func findProcess(name, dir string) (int, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0, err
@@ -61,16 +80,16 @@ func (c *ControlPlane) EtcdPID() (int, error) {
 			continue
 		}
 		args := bytes.Split(cmdline, []byte{0})
-		if len(args) == 0 || filepath.Base(string(args[0])) != "etcd" {
+		if len(args) == 0 || filepath.Base(string(args[0])) != name {
 			continue
 		}
 		for _, a := range args {
-			if bytes.HasSuffix(a, dataDir) {
+			if bytes.HasSuffix(a, []byte(dir)) {
 				return pid, nil
 			}
 		}
 	}
-	return 0, fmt.Errorf("controlplane: no etcd process with data directory %s", dataDir)
+	return 0, fmt.Errorf("controlplane: no %s process with an argument ending in %s", name, dir)
 }
 
 // ServerReadyz asks s's /readyz once, on a new connection, and returns the

@@ -100,7 +100,7 @@ func CheckHistory(requests []Request, reads []Read) error {
 		count int64
 	}
 	type write struct {
-		k            int64
+		k             int64
 		call, return_ time.Time
 	}
 	writes := map[key]*write{}

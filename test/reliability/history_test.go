@@ -7,7 +7,9 @@ import (
 )
 
 // at returns a time ms milliseconds after a fixed origin.
-func at(ms int) time.Time { return time.Unix(1_700_000_000, 0).Add(time.Duration(ms) * time.Millisecond) }
+func at(ms int) time.Time {
+	return time.Unix(1_700_000_000, 0).Add(time.Duration(ms) * time.Millisecond)
+}
 
 func ack(call, ret int, rr string, count int64) Request {
 	return Request{Fingerprint: "fp", Call: at(call), Return: at(ret), Code: 201, RR: rr, Count: count}
