@@ -23,8 +23,9 @@ type Request struct {
 	Code int
 	// RetryAfter is the Retry-After header of the answer, if any.
 	RetryAfter string
-	// RR and Count are the RemediationRequest's name and occurrenceCount in a
-	// 2xx answer.
+	// RR and Count identify the RemediationRequest object (name and UID: a
+	// deleted slot is created again under its name) and its occurrenceCount
+	// in a 2xx answer.
 	RR    string
 	Count int64
 	// Err is the client's error, for non-2xx answers.

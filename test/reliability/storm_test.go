@@ -42,18 +42,25 @@ type sender struct {
 	client rest.Interface
 }
 
-type retryAfterKey struct{}
+type answerKey struct{}
+
+// answer is what the round tripper saw of the HTTP response.
+type answer struct {
+	code       int
+	retryAfter string
+}
 
 // newSender returns a sender for cfg that records the Retry-After header of
-// each answer into the *string in the request's context.
+// status code and Retry-After header of each answer into the *answer in the
+// request's context.
 func newSender(name string, cfg *rest.Config) sender {
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = 5000, 5000
 	cfg.WrapTransport = transport.Wrappers(cfg.WrapTransport, func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
 			resp, err := rt.RoundTrip(req)
-			if p, ok := req.Context().Value(retryAfterKey{}).(*string); ok && resp != nil {
-				*p = resp.Header.Get("Retry-After")
+			if a, ok := req.Context().Value(answerKey{}).(*answer); ok && resp != nil {
+				a.code, a.retryAfter = resp.StatusCode, resp.Header.Get("Retry-After")
 			}
 			return resp, err
 		})
@@ -67,14 +74,13 @@ func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { r
 
 // send sends one signal and records what came back.
 func (s sender) send(ctx context.Context, sig *signalsv1.Signal, fp string) Request {
-	var retryAfter string
-	ctx, cancel := context.WithTimeout(context.WithValue(ctx, retryAfterKey{}, &retryAfter), requestTimeout)
+	var a answer
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, answerKey{}, &a), requestTimeout)
 	defer cancel()
 	r := Request{Sender: s.name, Fingerprint: fp, Call: time.Now()}
 	res := s.client.Post().Resource("signals").Body(sig).MaxRetries(0).Do(ctx)
 	r.Return = time.Now()
-	res.StatusCode(&r.Code)
-	r.RetryAfter = retryAfter
+	r.Code, r.RetryAfter = a.code, a.retryAfter
 	rr := &remediationv1alpha1.RemediationRequest{}
 	err := res.Error()
 	if err == nil {
@@ -87,7 +93,7 @@ func (s sender) send(ctx context.Context, sig *signalsv1.Signal, fp string) Requ
 		}
 		return r
 	}
-	r.RR = rr.Name
+	r.RR = identity(rr)
 	if rr.Status.Deduplication != nil {
 		r.Count = rr.Status.Deduplication.OccurrenceCount
 	}
@@ -200,7 +206,7 @@ func (s *storm) read(ctx context.Context, admin versioned.Interface) bool {
 	defer s.mu.Unlock()
 	active := map[string][]string{}
 	for _, rr := range list.Items {
-		s.reads = append(s.reads, Read{RR: rr.Name, Count: countOf(&rr), Call: call, Return: ret})
+		s.reads = append(s.reads, Read{RR: identity(&rr), Count: countOf(&rr), Call: call, Return: ret})
 		if !rr.Status.OverallPhase.IsTerminal() {
 			active[rr.Spec.SignalFingerprint] = append(active[rr.Spec.SignalFingerprint], rr.Name)
 		}
@@ -213,6 +219,12 @@ func (s *storm) read(ctx context.Context, admin versioned.Interface) bool {
 	return true
 }
 
+// identity names one RemediationRequest object: a deleted slot is created
+// again under the same name, with a count of its own.
+func identity(rr *remediationv1alpha1.RemediationRequest) string {
+	return rr.Name + "@" + string(rr.UID)
+}
+
 func countOf(rr *remediationv1alpha1.RemediationRequest) int64 {
 	if rr.Status.Deduplication == nil {
 		return 0
@@ -223,6 +235,12 @@ func countOf(rr *remediationv1alpha1.RemediationRequest) int64 {
 // figures summarize a storm for docs/reliability.md.
 type figures struct {
 	sent, acknowledged, counted, retryable, noAnswer int
+	// bare503 are 503s without Retry-After (kube-apiserver's aggregator
+	// when the APIService's backend is down).
+	bare503 int
+	// unauthorized are 401s from a restarted replica that accepted
+	// connections before it had loaded its client CAs.
+	unauthorized int
 	byCode                                           map[int]int
 }
 
@@ -231,17 +249,17 @@ func (f figures) String() string {
 	for _, c := range slices.Sorted(maps.Keys(f.byCode)) {
 		codes = append(codes, fmt.Sprintf("%d:%d", c, f.byCode[c]))
 	}
-	return fmt.Sprintf("sent %d, acknowledged %d, counted %d, retryable %d, no answer %d, codes %s",
-		f.sent, f.acknowledged, f.counted, f.retryable, f.noAnswer, strings.Join(codes, " "))
+	return fmt.Sprintf("sent %d, acknowledged %d, counted %d, retryable %d (of which 503 without Retry-After %d), 401 %d, no answer %d, codes %s",
+		f.sent, f.acknowledged, f.counted, f.retryable, f.bare503, f.unauthorized, f.noAnswer, strings.Join(codes, " "))
 }
 
 // check asserts the promises on what the storm recorded: every request got
-// a 2xx or a retryable answer with Retry-After (or, where noAnswerOK allows
-// it, no HTTP answer at all); one active RR per fingerprint in every read
+// a 2xx or a retryable answer with Retry-After (or, where allowed says so,
+// no HTTP answer at all, a 503 without Retry-After or a 401); one active RR per fingerprint in every read
 // and at the end; per RR acknowledged <= occurrenceCount <= acknowledged +
 // unacknowledged on its fingerprint, with equality where exact; and the
 // history linearizable. deleted RRs are left out of the end-state checks.
-func (s *storm) check(noAnswerOK func(Request) bool, exact bool, deleted ...string) figures {
+func (s *storm) check(allowed func(Request) bool, exact bool, deleted ...string) figures {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := figures{sent: len(s.requests), byCode: map[int]int{}}
@@ -257,12 +275,16 @@ func (s *storm) check(noAnswerOK func(Request) bool, exact bool, deleted ...stri
 			continue
 		case r.Code == 429 || r.Code == 503 || r.Code == 504:
 			f.retryable++
-			if r.RetryAfter == "" {
+			if r.RetryAfter == "" && r.Code == 503 && allowed(r) {
+				f.bare503++
+			} else if r.RetryAfter == "" {
 				bad = append(bad, fmt.Sprintf("%s: %d without Retry-After: %s", r.Sender, r.Code, r.Err))
 			}
+		case r.Code == 401 && allowed(r):
+			f.unauthorized++
 		case r.Code == 0:
 			f.noAnswer++
-			if !noAnswerOK(r) {
+			if !allowed(r) {
 				bad = append(bad, fmt.Sprintf("%s: no answer after %s: %s", r.Sender, r.Return.Sub(r.Call), r.Err))
 			}
 		default:

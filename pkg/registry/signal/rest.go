@@ -196,6 +196,13 @@ func toAPIError(err error, s dedup.Signal) error {
 		switch code := status.Status().Code; {
 		case code == 429, code == 503, code == 504, apierrors.IsConflict(err), apierrors.IsServerTimeout(err):
 			return apierrors.NewTooManyRequests(err.Error(), 1)
+		case apierrors.IsForbidden(err):
+			// kube-apiserver denies the server while its authorizer is
+			// still starting (seen on every kube-apiserver restart), and a
+			// broken RBAC binding looks the same: neither is the sender's
+			// fault nor, for a 403, theirs to read. Retrying is right for
+			// the first; the message names the second.
+			return serviceUnavailable(err)
 		}
 	}
 	// kube-apiserver restarting or unreachable: the signal was not counted

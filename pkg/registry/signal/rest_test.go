@@ -145,8 +145,9 @@ func TestEngineErrorsBecomeAPIErrors(t *testing.T) {
 		{fmt.Errorf("x: %w", dedup.ErrNameCollision), http.StatusConflict},
 		{dedup.ErrContention, http.StatusTooManyRequests},
 		{fmt.Errorf("waiting: %w", context.DeadlineExceeded), http.StatusGatewayTimeout},
-		// The server's own failures never reach the client as its 403 or 422.
-		{fmt.Errorf("creating: %w", apierrors.NewForbidden(remediationv1alpha1.Resource("remediationrequests"), "x", errors.New("rbac"))), http.StatusInternalServerError},
+		// The server's own failures never reach the client as its 403 or 422;
+		// kube-apiserver denies it while its authorizer starts: retryable.
+		{fmt.Errorf("creating: %w", apierrors.NewForbidden(remediationv1alpha1.Resource("remediationrequests"), "x", errors.New("rbac"))), http.StatusServiceUnavailable},
 		{fmt.Errorf("updating: %w", apierrors.NewConflict(remediationv1alpha1.Resource("remediationrequests"), "x", errors.New("stale"))), http.StatusTooManyRequests},
 		{fmt.Errorf("updating: %w", apierrors.NewServiceUnavailable("etcd")), http.StatusTooManyRequests},
 		{fmt.Errorf("creating: %w", syscall.ECONNREFUSED), http.StatusServiceUnavailable},
