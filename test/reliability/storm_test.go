@@ -89,7 +89,10 @@ func (s sender) send(ctx context.Context, sig *signalsv1.Signal, fp string) Requ
 	if err != nil {
 		r.Err = err.Error()
 		if r.Acknowledged() {
-			r.Code = -r.Code // an answer we could not read is no acknowledgement
+			// Headers came, the body did not (the connection died): no
+			// acknowledgement.
+			r.Err = fmt.Sprintf("%d, then: %s", r.Code, r.Err)
+			r.Code = 0
 		}
 		return r
 	}
