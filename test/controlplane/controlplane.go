@@ -68,6 +68,8 @@ type Options struct {
 	ServerBinary string
 	// RepoRoot is the repository's root, where artifacts/ is.
 	RepoRoot string
+	// WithoutCRDs leaves the CRDs of artifacts/crd out until InstallCRDs.
+	WithoutCRDs bool
 }
 
 // ControlPlane is a running etcd and kube-apiserver with the RemediationRequest
@@ -147,10 +149,12 @@ func Start(ctx context.Context, o Options) (_ *ControlPlane, retErr error) {
 			},
 			KubectlPath: filepath.Join(o.BinDir, "kubectl"),
 		},
-		CRDDirectoryPaths:        []string{filepath.Join(o.RepoRoot, "artifacts", "crd")},
 		ErrorIfCRDPathMissing:    true,
 		ControlPlaneStartTimeout: startTimeout,
 		ControlPlaneStopTimeout:  startTimeout,
+	}
+	if !o.WithoutCRDs {
+		c.env.CRDDirectoryPaths = []string{c.crdDir()}
 	}
 	c.env.ControlPlane.GetAPIServer().Configure().
 		// Aggregation: kube-apiserver proxies to signal-apiserver as

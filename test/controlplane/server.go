@@ -39,10 +39,11 @@ type Server struct {
 	// LogPath is the file its stdout and stderr go to.
 	LogPath string
 
-	cmd     *exec.Cmd
-	log     *os.File
-	done    chan struct{}
-	exitErr error
+	extraArgs []string
+	cmd       *exec.Cmd
+	log       *os.File
+	done      chan struct{}
+	exitErr   error
 
 	stopOnce sync.Once
 	stopErr  error
@@ -54,24 +55,44 @@ type Server struct {
 // sets. ctx bounds the wait only: the process runs until Stop, Kill or
 // ControlPlane.Stop.
 func (c *ControlPlane) StartServer(ctx context.Context, name string, extraArgs ...string) (*Server, error) {
+	s, err := c.StartServerNoWait(name, extraArgs...)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.waitForReady(ctx, s); err != nil {
+		return nil, errors.Join(err, s.Kill())
+	}
+	return s, nil
+}
+
+// StartServerNoWait starts a signal-apiserver process like StartServer but
+// returns as soon as the process runs, ready or not.
+func (c *ControlPlane) StartServerNoWait(name string, extraArgs ...string) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	return c.startServer(name, port, extraArgs)
+}
+
+func (c *ControlPlane) startServer(name string, port int, extraArgs []string) (*Server, error) {
 	if c.opts.ServerBinary == "" {
 		return nil, errors.New("controlplane: Options.ServerBinary is not set")
 	}
 	if _, err := os.Stat(c.opts.ServerBinary); err != nil {
 		return nil, fmt.Errorf("controlplane: signal-apiserver binary: %w (build it: go build -o bin/signal-apiserver ./cmd/signal-apiserver)", err)
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
 	s := &Server{
-		Name:     name,
-		Port:     port,
-		CABundle: c.pki.servingCA.certPEM,
-		LogPath:  filepath.Join(c.opts.StateDir, name+".log"),
-		done:     make(chan struct{}),
+		Name:      name,
+		Port:      port,
+		CABundle:  c.pki.servingCA.certPEM,
+		LogPath:   filepath.Join(c.opts.StateDir, name+".log"),
+		extraArgs: extraArgs,
+		done:      make(chan struct{}),
 	}
-	if s.log, err = os.Create(s.LogPath); err != nil {
+	var err error
+	// Appending: a restarted server keeps the log of its earlier life.
+	if s.log, err = os.OpenFile(s.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
 		return nil, err
 	}
 	args := []string{
@@ -110,11 +131,32 @@ func (c *ControlPlane) StartServer(ctx context.Context, name string, extraArgs .
 		s.log.Close()
 		close(s.done)
 	}()
-
-	if err := c.waitForReady(ctx, s); err != nil {
-		return nil, errors.Join(err, s.Kill())
-	}
 	return s, nil
+}
+
+// RestartServer starts a new process in place of s, which must have exited:
+// same name, port and flags, so the APIService and clients of s reach it. It
+// waits until the new process is ready.
+func (c *ControlPlane) RestartServer(ctx context.Context, s *Server) (*Server, error) {
+	select {
+	case <-s.done:
+	default:
+		return nil, fmt.Errorf("controlplane: %s is still running", s.Name)
+	}
+	restarted, err := c.startServer(s.Name, s.Port, s.extraArgs)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.waitForReady(ctx, restarted); err != nil {
+		return nil, errors.Join(err, restarted.Kill())
+	}
+	return restarted, nil
+}
+
+// WaitForServerReady waits until s's /readyz answers 200 and it serves
+// discovery of signals.remediation.io/v1, as StartServer does.
+func (c *ControlPlane) WaitForServerReady(ctx context.Context, s *Server) error {
+	return c.waitForReady(ctx, s)
 }
 
 // waitForReady polls the server directly, as system:admin through the

@@ -180,6 +180,11 @@ func (o *Options) Config() (*apiserver.Config, error) {
 
 // Run starts the server and blocks until ctx ends.
 func (o *Options) Run(ctx context.Context) error {
+	if o.RecommendedOptions.CoreAPI != nil {
+		if err := o.waitForKubeAPIServer(ctx); err != nil {
+			return err
+		}
+	}
 	config, err := o.Config()
 	if err != nil {
 		return err

@@ -7,11 +7,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/apiserver/pkg/util/dryrun"
 
@@ -210,7 +212,7 @@ func toAPIError(err error, s dedup.Signal) error {
 		notFound.ErrStatus.Message = fmt.Sprintf("no active RemediationRequest with fingerprint %s in namespace %s: a Resolved signal has nothing to resolve", s.Fingerprint, s.Namespace)
 		return notFound
 	case errors.Is(err, dedup.ErrNotSynced):
-		return apierrors.NewServiceUnavailable(err.Error())
+		return serviceUnavailable(err)
 	case errors.Is(err, dedup.ErrNameCollision):
 		return apierrors.NewConflict(gr, "", err)
 	case errors.Is(err, dedup.ErrContention):
@@ -223,7 +225,28 @@ func toAPIError(err error, s dedup.Signal) error {
 		switch code := status.Status().Code; {
 		case code == 429, code == 503, code == 504, apierrors.IsConflict(err), apierrors.IsServerTimeout(err):
 			return apierrors.NewTooManyRequests(err.Error(), 1)
+		case apierrors.IsForbidden(err):
+			// kube-apiserver denies the server while its authorizer is
+			// still starting (seen on every kube-apiserver restart), and a
+			// broken RBAC binding looks the same: neither is the sender's
+			// fault nor, for a 403, theirs to read. Retrying is right for
+			// the first; the message names the second.
+			return serviceUnavailable(err)
 		}
 	}
+	// kube-apiserver restarting or unreachable: the signal was not counted
+	// by this attempt's failed request, and a retry will likely succeed.
+	if utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err) || utilnet.IsProbableEOF(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return serviceUnavailable(err)
+	}
 	return apierrors.NewInternalError(err)
+}
+
+// serviceUnavailable is a 503 with Retry-After: 1; k8s.io/apiserver turns
+// RetryAfterSeconds into the header.
+func serviceUnavailable(err error) error {
+	e := apierrors.NewServiceUnavailable(err.Error())
+	e.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: 1}
+	return e
 }

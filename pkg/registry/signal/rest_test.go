@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"syscall"
 	"testing"
 	"time"
 
@@ -145,10 +147,13 @@ func TestEngineErrorsBecomeAPIErrors(t *testing.T) {
 		{fmt.Errorf("x: %w", dedup.ErrNameCollision), http.StatusConflict},
 		{dedup.ErrContention, http.StatusTooManyRequests},
 		{fmt.Errorf("waiting: %w", context.DeadlineExceeded), http.StatusGatewayTimeout},
-		// The server's own failures never reach the client as its 403 or 422.
-		{fmt.Errorf("creating: %w", apierrors.NewForbidden(remediationv1alpha1.Resource("remediationrequests"), "x", errors.New("rbac"))), http.StatusInternalServerError},
+		// The server's own failures never reach the client as its 403 or 422;
+		// kube-apiserver denies it while its authorizer starts: retryable.
+		{fmt.Errorf("creating: %w", apierrors.NewForbidden(remediationv1alpha1.Resource("remediationrequests"), "x", errors.New("rbac"))), http.StatusServiceUnavailable},
 		{fmt.Errorf("updating: %w", apierrors.NewConflict(remediationv1alpha1.Resource("remediationrequests"), "x", errors.New("stale"))), http.StatusTooManyRequests},
 		{fmt.Errorf("updating: %w", apierrors.NewServiceUnavailable("etcd")), http.StatusTooManyRequests},
+		{fmt.Errorf("creating: %w", syscall.ECONNREFUSED), http.StatusServiceUnavailable},
+		{fmt.Errorf("creating: %w", io.ErrUnexpectedEOF), http.StatusServiceUnavailable},
 		{errors.New("boom"), http.StatusInternalServerError},
 	}
 	for _, tt := range tests {
@@ -156,7 +161,12 @@ func TestEngineErrorsBecomeAPIErrors(t *testing.T) {
 			_, err := newStorage(&recorder{err: tt.err}).Create(context.Background(), signal(nil), nil, &metav1.CreateOptions{})
 			status, ok := err.(apierrors.APIStatus)
 			if !ok || status.Status().Code != tt.code {
-				t.Errorf("got %v, want code %d", err, tt.code)
+				t.Fatalf("got %v, want code %d", err, tt.code)
+			}
+			// Retryable answers carry Retry-After (from RetryAfterSeconds).
+			retryable := tt.code == http.StatusTooManyRequests || tt.code == http.StatusServiceUnavailable || tt.code == http.StatusGatewayTimeout
+			if d := status.Status().Details; retryable && (d == nil || d.RetryAfterSeconds <= 0) {
+				t.Errorf("%d without RetryAfterSeconds: %+v", tt.code, status.Status())
 			}
 		})
 	}
