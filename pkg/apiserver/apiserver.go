@@ -19,6 +19,7 @@ import (
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
 	"github.com/signal-apiserver/signal-apiserver/generated/informers/externalversions"
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
+	alertmanagerregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/alertmanager"
 	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
 )
 
@@ -31,6 +32,8 @@ type ExtraConfig struct {
 	// ClusterScopedNamespace holds the RemediationRequests of signals about
 	// cluster-scoped objects.
 	ClusterScopedNamespace string
+	// AlertmanagerTargetRules map alert labels to the objects they name.
+	AlertmanagerTargetRules []alertmanagerregistry.TargetRule
 }
 
 // Config is the whole configuration of the server.
@@ -94,6 +97,7 @@ func (c completedConfig) New() (*Server, error) {
 
 	dedup.RegisterMetrics()
 	signalregistry.RegisterMetrics()
+	alertmanagerregistry.RegisterMetrics()
 	registerMetrics()
 	if err := generic.AddPostStartHook("start-remediationrequest-informer", func(ctx genericapiserver.PostStartHookContext) error {
 		factory.Start(ctx.Done())
@@ -117,11 +121,13 @@ func (c completedConfig) New() (*Server, error) {
 
 	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(signals.GroupName, Scheme, metav1.ParameterCodec, Codecs)
 	apiGroupInfo.NegotiatedSerializer = newSignalsSerializer(Codecs)
+	signalREST := signalregistry.NewREST(engine, signalregistry.Options{
+		ClusterID:              c.ExtraConfig.ClusterID,
+		ClusterScopedNamespace: c.ExtraConfig.ClusterScopedNamespace,
+	})
 	apiGroupInfo.VersionedResourcesStorageMap[signalsv1.SchemeGroupVersion.Version] = map[string]rest.Storage{
-		"signals": signalregistry.NewREST(engine, signalregistry.Options{
-			ClusterID:              c.ExtraConfig.ClusterID,
-			ClusterScopedNamespace: c.ExtraConfig.ClusterScopedNamespace,
-		}),
+		"signals":                   signalREST,
+		"alertmanagernotifications": alertmanagerregistry.NewREST(signalREST, engine, c.ExtraConfig.AlertmanagerTargetRules),
 	}
 	if err := generic.InstallAPIGroup(&apiGroupInfo); err != nil {
 		return nil, err

@@ -25,6 +25,7 @@ import (
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
 	generatedopenapi "github.com/signal-apiserver/signal-apiserver/generated/openapi"
 	"github.com/signal-apiserver/signal-apiserver/pkg/apiserver"
+	alertmanagerregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/alertmanager"
 )
 
 // Options are the flags of signal-apiserver.
@@ -41,6 +42,8 @@ type Options struct {
 	// kube-apiserver.
 	KubeAPIQPS   float32
 	KubeAPIBurst int
+	// AlertmanagerTargetLabels map alert labels to target kinds, in order.
+	AlertmanagerTargetLabels []string
 }
 
 // NewOptions returns the defaults: k8s.io/apiserver's recommended options
@@ -54,6 +57,8 @@ func NewOptions() *Options {
 		ClusterScopedNamespace: "signal-apiserver",
 		KubeAPIQPS:             500,
 		KubeAPIBurst:           1000,
+
+		AlertmanagerTargetLabels: alertmanagerregistry.DefaultTargetRules,
 	}
 	o.RecommendedOptions.Etcd = nil
 	o.RecommendedOptions.Features.EnablePriorityAndFairness = false
@@ -73,6 +78,8 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 		"Namespace of the RemediationRequests of signals about cluster-scoped objects, such as Nodes.")
 	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Queries per second of the server's own calls to kube-apiserver.")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of the server's own calls to kube-apiserver.")
+	fs.StringSliceVar(&o.AlertmanagerTargetLabels, "alertmanager-target-labels", o.AlertmanagerTargetLabels,
+		"Ordered rules label=apiVersion/Kind[:Cluster]: the first rule whose label an alert has (and, unless :Cluster, whose alert has a namespace label) names the alert's target. See docs/alertmanager.md.")
 	return fss
 }
 
@@ -92,6 +99,9 @@ func (o *Options) Validate() error {
 	}
 	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst <= 0 {
 		errs = append(errs, fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive"))
+	}
+	if _, err := alertmanagerregistry.ParseTargetRules(o.AlertmanagerTargetLabels); err != nil {
+		errs = append(errs, fmt.Errorf("--alertmanager-target-labels: %w", err))
 	}
 	if err := logsapi.ValidateAndApply(o.Logs, nil); err != nil {
 		errs = append(errs, err)
@@ -135,12 +145,19 @@ func (o *Options) Config() (*apiserver.Config, error) {
 		return nil, fmt.Errorf("creating the RemediationRequest client: %w", err)
 	}
 
+	rules, err := alertmanagerregistry.ParseTargetRules(o.AlertmanagerTargetLabels)
+	if err != nil {
+		return nil, fmt.Errorf("--alertmanager-target-labels: %w", err)
+	}
+
 	return &apiserver.Config{
 		GenericConfig: serverConfig,
 		ExtraConfig: apiserver.ExtraConfig{
 			Client:                 client,
 			ClusterID:              o.ClusterID,
 			ClusterScopedNamespace: o.ClusterScopedNamespace,
+
+			AlertmanagerTargetRules: rules,
 		},
 	}, nil
 }

@@ -123,6 +123,13 @@ func (r *REST) create(ctx context.Context, sig *signals.Signal, createValidation
 	return res, nil
 }
 
+// ToDedup converts a validated Signal into the engine's Signal, as Create
+// does; the Alertmanager storage converts each alert through it.
+func (r *REST) ToDedup(sig *signals.Signal, dryRun bool) dedup.Signal { return r.toDedup(sig, dryRun) }
+
+// ToAPIError is the error a client sees for an engine error of s.
+func (r *REST) ToAPIError(err error, s dedup.Signal) error { return toAPIError(err, s) }
+
 func (r *REST) toDedup(sig *signals.Signal, dryRun bool) dedup.Signal {
 	now := metav1.NewTime(r.opts.Now())
 	spec := &sig.Spec
