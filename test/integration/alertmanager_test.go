@@ -60,7 +60,7 @@ func (am *alertmanager) post(ctx context.Context, alerts ...amAlert) {
 }
 
 // failedNotifications reads Alertmanager's count of failed webhook
-// notifications from its /metrics.
+// requests, retries included, from its /metrics.
 func (am *alertmanager) failedNotifications(ctx context.Context) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, am.url+"/metrics", nil)
 	if err != nil {
@@ -76,7 +76,7 @@ func (am *alertmanager) failedNotifications(ctx context.Context) (float64, error
 		return 0, err
 	}
 	for line := range strings.SplitSeq(buf.String(), "\n") {
-		if strings.HasPrefix(line, `alertmanager_notifications_failed_total{integration="webhook"`) {
+		if strings.HasPrefix(line, `alertmanager_notification_requests_failed_total{integration="webhook"}`) {
 			var v float64
 			_, err := fmt.Sscan(line[strings.LastIndex(line, " ")+1:], &v)
 			return v, err
@@ -126,7 +126,7 @@ receivers:
         credentials_file: %s
       tls_config:
         ca_file: %s
-`, cp.RESTConfig().Host, notificationsPath, tokenFile, caFile)
+`, strings.TrimSuffix(cp.RESTConfig().Host, "/"), notificationsPath, tokenFile, caFile)
 	configFile := filepath.Join(dir, "alertmanager.yml")
 	Expect(os.WriteFile(configFile, []byte(config), 0o600)).To(Succeed())
 
