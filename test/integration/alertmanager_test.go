@@ -166,7 +166,9 @@ func alertmanagerToken(ctx context.Context) string {
 	if !apierrors.IsAlreadyExists(err) {
 		Expect(err).NotTo(HaveOccurred())
 	}
-	out, err := kubectl(ctx, "apply", "-k", filepath.Join("artifacts", "alertmanager"))
+	out, err := kubectl(ctx, "apply", "--dry-run=server", "-k", filepath.Join("artifacts", "alertmanager"))
+	Expect(err).NotTo(HaveOccurred(), out)
+	out, err = kubectl(ctx, "apply", "-k", filepath.Join("artifacts", "alertmanager"))
 	Expect(err).NotTo(HaveOccurred(), out)
 	token, err := kube.CoreV1().ServiceAccounts("monitoring").CreateToken(ctx, "alertmanager-signals", &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)},
@@ -386,12 +388,15 @@ func webhookAlert(status, namespace, pod, fp string) string {
 
 // postNotification posts body as cfg's user and returns the status code
 // and the body of the answer.
-func postNotification(ctx context.Context, cfg *rest.Config, body []byte, dryRun bool) (int, []byte) {
+func postNotification(ctx context.Context, cfg *rest.Config, body []byte, dryRun bool, params ...string) (int, []byte) {
 	rc, err := rest.RESTClientFor(restConfigFor(cfg))
 	Expect(err).NotTo(HaveOccurred())
 	req := rc.Post().AbsPath(notificationsPath).SetHeader("Content-Type", "application/json").Body(body)
 	if dryRun {
 		req = req.Param("dryRun", metav1.DryRunAll)
+	}
+	for i := 0; i+1 < len(params); i += 2 {
+		req = req.Param(params[i], params[i+1])
 	}
 	var code int
 	raw, _ := req.Do(ctx).StatusCode(&code).Raw()
@@ -433,6 +438,16 @@ var _ = Describe("The alertmanagernotifications API", func() {
 		Expect(podRR(ctx, ns, "db-0")()).To(WithTransform(func(rr *remediationv1alpha1.RemediationRequest) []string {
 			return rr.Status.Deduplication.RecentIdempotencyKeys
 		}, HaveLen(1)))
+	})
+
+	It("treats unknown fields as any Kubernetes create does: accepted by default, 400 with fieldValidation=Strict", func(ctx SpecContext) {
+		ns := newTestNamespace(ctx)
+		alert := strings.Replace(webhookAlert("firing", ns, "u-0", "9999999999999999"), `"status"`, `"futureField":1,"status"`, 1)
+		code, raw := postNotification(ctx, adminConf, webhookBody(ns, alert), true, "fieldValidation", "Strict")
+		Expect(code).To(Equal(http.StatusBadRequest), string(raw))
+		Expect(string(raw)).To(ContainSubstring(`unknown field \"alerts[0].futureField\"`))
+		code, raw = postNotification(ctx, adminConf, webhookBody(ns, alert), true)
+		Expect(code).To(Equal(http.StatusCreated), string(raw))
 	})
 
 	It("writes nothing on dry run", func(ctx SpecContext) {
