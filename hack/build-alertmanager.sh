@@ -19,7 +19,8 @@ if [[ "${have}" != "${ALERTMANAGER_VERSION}" ]]; then
 	exit 1
 fi
 
-echo "building alertmanager ${ALERTMANAGER_VERSION}" >&2
+echo "building alertmanager ${ALERTMANAGER_VERSION} (cold: minutes)" >&2
+rm -rf "${OUT}.tmp"
 mkdir -p "${OUT}.tmp"
 # The module zip lacks the compiled web UI (ui/app/dist) that package ui
 # embeds. Build from a scratch copy of the module with a placeholder UI: the
