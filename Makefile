@@ -9,10 +9,12 @@ EVENT_SOURCE_BINARY := $(BIN_DIR)/signal-event-source
 KUBE_VERSION   ?= v1.37.2
 ETCD_VERSION   ?= v3.7.0
 CONTROL_PLANE  := $(BIN_DIR)/control-plane/kube-$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
+ALERTMANAGER_VERSION ?= v0.35.0
+ALERTMANAGER   := $(BIN_DIR)/alertmanager-$(ALERTMANAGER_VERSION)/alertmanager
 GINKGO_FLAGS   ?=
 BENCH_FLAGS    ?=
 
-export KUBE_VERSION ETCD_VERSION
+export KUBE_VERSION ETCD_VERSION ALERTMANAGER_VERSION
 
 ##@ General
 
@@ -39,6 +41,10 @@ build: ## Build bin/signal-apiserver and bin/signal-event-source.
 control-plane: ## Build kube-apiserver, kubectl and etcd from Go modules once, into bin/control-plane/.
 	hack/build-control-plane.sh >/dev/null
 
+.PHONY: alertmanager
+alertmanager: ## Build Alertmanager for the integration tests from its Go module once, into bin/alertmanager-<version>/.
+	hack/build-alertmanager.sh >/dev/null
+
 .PHONY: generate
 generate: ## Regenerate deepcopy, conversion, defaults, clients, OpenAPI and the CRD.
 	hack/update-codegen.sh
@@ -46,9 +52,9 @@ generate: ## Regenerate deepcopy, conversion, defaults, clients, OpenAPI and the
 ##@ Test
 
 .PHONY: test
-test: build control-plane ## Run unit tests and the integration suites against a real kube-apiserver and etcd.
+test: build control-plane alertmanager ## Run unit tests and the integration suites against a real kube-apiserver, etcd and Alertmanager.
 	go test ./apis/... ./pkg/... ./cmd/... -count=1
-	KUBEBUILDER_ASSETS="$(CONTROL_PLANE)" SIGNAL_APISERVER_BINARY="$(SERVER_BINARY)" \
+	KUBEBUILDER_ASSETS="$(CONTROL_PLANE)" SIGNAL_APISERVER_BINARY="$(SERVER_BINARY)" ALERTMANAGER_BINARY="$(ALERTMANAGER)" \
 		SIGNAL_EVENT_SOURCE_BINARY="$(EVENT_SOURCE_BINARY)" go test ./test/... -count=1 -timeout 30m $(if $(GINKGO_FLAGS),-args $(GINKGO_FLAGS))
 
 .PHONY: bench

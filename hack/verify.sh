@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The checks of `make verify`: gofmt, go vet, go.mod/go.sum tidy (both
-# modules), and generated code fresh.
+# The checks of `make verify`: gofmt, go vet, go.mod/go.sum tidy (every
+# module), and generated code fresh.
 set -o errexit
 set -o nounset
 set -o pipefail
@@ -21,10 +21,10 @@ echo "go vet"
 go vet ./... || status=1
 
 echo "go mod tidy"
-for dir in . hack/tools; do
+for dir in . hack/tools hack/tools/alertmanager; do
 	(cd "${dir}" && go mod tidy)
 done
-if ! git diff --exit-code -- go.mod go.sum hack/tools/go.mod hack/tools/go.sum; then
+if ! git diff --exit-code -- go.mod go.sum hack/tools/go.mod hack/tools/go.sum hack/tools/alertmanager/go.mod hack/tools/alertmanager/go.sum; then
 	echo "go.mod or go.sum was not tidy: commit the result of 'go mod tidy'" >&2
 	status=1
 fi

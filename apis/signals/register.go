@@ -29,6 +29,6 @@ var (
 )
 
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(SchemeGroupVersion, &Signal{})
+	scheme.AddKnownTypes(SchemeGroupVersion, &Signal{}, &AlertmanagerNotification{})
 	return nil
 }

@@ -50,3 +50,46 @@ type TargetReference struct {
 	Namespace  string
 	Name       string
 }
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// AlertmanagerNotification is an Alertmanager webhook notification. It is
+// not stored: creating it records every alert as a Signal, and the answer
+// carries one Result per alert.
+type AlertmanagerNotification struct {
+	metav1.TypeMeta
+	metav1.ObjectMeta
+
+	Version           string
+	GroupKey          string
+	TruncatedAlerts   int64
+	Status            string
+	Receiver          string
+	GroupLabels       map[string]string
+	CommonLabels      map[string]string
+	CommonAnnotations map[string]string
+	ExternalURL       string
+	Alerts            []Alert
+
+	Results []AlertResult
+}
+
+// Alert is one alert of an AlertmanagerNotification.
+type Alert struct {
+	Status       string
+	Labels       map[string]string
+	Annotations  map[string]string
+	StartsAt     metav1.Time
+	EndsAt       metav1.Time
+	GeneratorURL string
+	Fingerprint  string
+}
+
+// AlertResult is what became of one alert.
+type AlertResult struct {
+	Index       int32
+	Fingerprint string
+	Outcome     string
+	Namespace   string
+	Name        string
+}

@@ -40,6 +40,9 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1alpha1.RemediationRequestSpec{}.OpenAPIModelName():   schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequestSpec(ref),
 		v1alpha1.RemediationRequestStatus{}.OpenAPIModelName(): schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequestStatus(ref),
 		v1alpha1.ResourceReference{}.OpenAPIModelName():        schema_signal_apiserver_apis_remediation_v1alpha1_ResourceReference(ref),
+		v1.Alert{}.OpenAPIModelName():                          schema_signal_apiserver_apis_signals_v1_Alert(ref),
+		v1.AlertResult{}.OpenAPIModelName():                    schema_signal_apiserver_apis_signals_v1_AlertResult(ref),
+		v1.AlertmanagerNotification{}.OpenAPIModelName():       schema_signal_apiserver_apis_signals_v1_AlertmanagerNotification(ref),
 		v1.Signal{}.OpenAPIModelName():                         schema_signal_apiserver_apis_signals_v1_Signal(ref),
 		v1.SignalSpec{}.OpenAPIModelName():                     schema_signal_apiserver_apis_signals_v1_SignalSpec(ref),
 		v1.TargetReference{}.OpenAPIModelName():                schema_signal_apiserver_apis_signals_v1_TargetReference(ref),
@@ -453,6 +456,298 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_ResourceReference(ref com
 				Required: []string{"apiVersion", "kind", "name"},
 			},
 		},
+	}
+}
+
+func schema_signal_apiserver_apis_signals_v1_Alert(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "Alert is one alert of an Alertmanager notification.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"status": {
+						SchemaProps: spec.SchemaProps{
+							Description: "status is firing or resolved.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"labels": {
+						SchemaProps: spec.SchemaProps{
+							Description: "labels of the alert; alertname names the Signal, and the target is taken from well-known labels (--alertmanager-target-labels).",
+							Type:        []string{"object"},
+							AdditionalProperties: &spec.SchemaOrBool{
+								Allows: true,
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
+					"annotations": {
+						SchemaProps: spec.SchemaProps{
+							Description: "annotations of the alert; description or summary describes the Signal.",
+							Type:        []string{"object"},
+							AdditionalProperties: &spec.SchemaOrBool{
+								Allows: true,
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
+					"startsAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "startsAt is when the alert started firing.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"endsAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "endsAt is when the alert ended; zero while firing.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"generatorURL": {
+						SchemaProps: spec.SchemaProps{
+							Description: "generatorURL links to the rule that fired.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"fingerprint": {
+						SchemaProps: spec.SchemaProps{
+							Description: "fingerprint is Alertmanager's hash of the alert's labels.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"status", "fingerprint"},
+			},
+		},
+		Dependencies: []string{
+			metav1.Time{}.OpenAPIModelName()},
+	}
+}
+
+func schema_signal_apiserver_apis_signals_v1_AlertResult(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "AlertResult is what became of one alert.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"index": {
+						SchemaProps: spec.SchemaProps{
+							Description: "index of the alert in alerts.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"fingerprint": {
+						SchemaProps: spec.SchemaProps{
+							Description: "fingerprint of the alert, as Alertmanager sent it.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"outcome": {
+						SchemaProps: spec.SchemaProps{
+							Description: "outcome: Created, Deduplicated, AlreadyCounted, Resolved (the RemediationRequest's lastResolvedAt was set), or NoActive (a resolved alert with no active RemediationRequest: nothing to do).",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"namespace": {
+						SchemaProps: spec.SchemaProps{
+							Description: "namespace of the RemediationRequest; empty for NoActive.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "name of the RemediationRequest; empty for NoActive.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"index", "fingerprint", "outcome"},
+			},
+		},
+	}
+}
+
+func schema_signal_apiserver_apis_signals_v1_AlertmanagerNotification(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "AlertmanagerNotification is the body of an Alertmanager webhook notification (version 4), accepted as Alertmanager sends it: apiVersion and kind may be absent. It is not stored: creating it records every alert as a Signal (see docs/alertmanager.md) and answers with the notification and one entry per alert in results. A batch is recorded whole or answered with an error that makes Alertmanager retry; a retry counts nothing twice.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Description: "metadata is ignored: nothing of a notification is stored.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(metav1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"version": {
+						SchemaProps: spec.SchemaProps{
+							Description: "version of the webhook payload; \"4\".",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"groupKey": {
+						SchemaProps: spec.SchemaProps{
+							Description: "groupKey identifies the alert group.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"truncatedAlerts": {
+						SchemaProps: spec.SchemaProps{
+							Description: "truncatedAlerts is how many alerts Alertmanager left out (max_alerts).",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"status": {
+						SchemaProps: spec.SchemaProps{
+							Description: "status of the group: firing or resolved.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"receiver": {
+						SchemaProps: spec.SchemaProps{
+							Description: "receiver is the name of the Alertmanager receiver.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"groupLabels": {
+						SchemaProps: spec.SchemaProps{
+							Description: "groupLabels are the labels the alerts are grouped by.",
+							Type:        []string{"object"},
+							AdditionalProperties: &spec.SchemaOrBool{
+								Allows: true,
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
+					"commonLabels": {
+						SchemaProps: spec.SchemaProps{
+							Description: "commonLabels are the labels all alerts share.",
+							Type:        []string{"object"},
+							AdditionalProperties: &spec.SchemaOrBool{
+								Allows: true,
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
+					"commonAnnotations": {
+						SchemaProps: spec.SchemaProps{
+							Description: "commonAnnotations are the annotations all alerts share.",
+							Type:        []string{"object"},
+							AdditionalProperties: &spec.SchemaOrBool{
+								Allows: true,
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
+					"externalURL": {
+						SchemaProps: spec.SchemaProps{
+							Description: "externalURL links back to the Alertmanager.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"alerts": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "alerts of the notification; each becomes a Signal.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1.Alert{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+					"results": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "results says what became of each alert, in the order of alerts. Set by the server in its answer; ignored in a request.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1.AlertResult{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1.Alert{}.OpenAPIModelName(), v1.AlertResult{}.OpenAPIModelName(), metav1.ObjectMeta{}.OpenAPIModelName()},
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/signal-apiserver/signal-apiserver/generated/informers/externalversions"
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
 	"github.com/signal-apiserver/signal-apiserver/pkg/owner"
+	alertmanagerregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/alertmanager"
 	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
 )
 
@@ -35,6 +36,8 @@ type ExtraConfig struct {
 	// Owners resolves signal targets to their top-level controllers; nil
 	// turns resolution off.
 	Owners signalregistry.OwnerResolver
+	// AlertmanagerTargetRules map alert labels to the objects they name.
+	AlertmanagerTargetRules []alertmanagerregistry.TargetRule
 }
 
 // Config is the whole configuration of the server.
@@ -99,6 +102,7 @@ func (c completedConfig) New() (*Server, error) {
 	dedup.RegisterMetrics()
 	signalregistry.RegisterMetrics()
 	owner.RegisterMetrics()
+	alertmanagerregistry.RegisterMetrics()
 	registerMetrics()
 	if err := generic.AddPostStartHook("start-remediationrequest-informer", func(ctx genericapiserver.PostStartHookContext) error {
 		factory.Start(ctx.Done())
@@ -122,12 +126,14 @@ func (c completedConfig) New() (*Server, error) {
 
 	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(signals.GroupName, Scheme, metav1.ParameterCodec, Codecs)
 	apiGroupInfo.NegotiatedSerializer = newSignalsSerializer(Codecs)
+	signalREST := signalregistry.NewREST(engine, signalregistry.Options{
+		ClusterID:              c.ExtraConfig.ClusterID,
+		ClusterScopedNamespace: c.ExtraConfig.ClusterScopedNamespace,
+		Owners:                 c.ExtraConfig.Owners,
+	})
 	apiGroupInfo.VersionedResourcesStorageMap[signalsv1.SchemeGroupVersion.Version] = map[string]rest.Storage{
-		"signals": signalregistry.NewREST(engine, signalregistry.Options{
-			ClusterID:              c.ExtraConfig.ClusterID,
-			ClusterScopedNamespace: c.ExtraConfig.ClusterScopedNamespace,
-			Owners:                 c.ExtraConfig.Owners,
-		}),
+		"signals":                   signalREST,
+		"alertmanagernotifications": alertmanagerregistry.NewREST(signalREST, engine, c.ExtraConfig.AlertmanagerTargetRules),
 	}
 	if err := generic.InstallAPIGroup(&apiGroupInfo); err != nil {
 		return nil, err

@@ -186,10 +186,12 @@ var _ = Describe("The signals API", func() {
 	It("serves only create: discovery lists create alone, other verbs get 405", func(ctx SpecContext) {
 		resources, err := admin.Discovery().ServerResourcesForGroupVersion("signals.remediation.io/v1")
 		Expect(err).NotTo(HaveOccurred())
-		Expect(resources.APIResources).To(HaveLen(1))
-		Expect(resources.APIResources[0].Name).To(Equal("signals"))
-		Expect(resources.APIResources[0].Namespaced).To(BeFalse())
-		Expect([]string(resources.APIResources[0].Verbs)).To(Equal([]string{"create"}))
+		verbs := map[string][]string{}
+		for _, r := range resources.APIResources {
+			Expect(r.Namespaced).To(BeFalse(), r.Name)
+			verbs[r.Name] = r.Verbs
+		}
+		Expect(verbs).To(Equal(map[string][]string{"signals": {"create"}, "alertmanagernotifications": {"create"}}))
 
 		rc, err := rest.RESTClientFor(restConfigFor(adminConf))
 		Expect(err).NotTo(HaveOccurred())

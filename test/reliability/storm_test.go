@@ -244,7 +244,7 @@ type figures struct {
 	// unauthorized are 401s from a restarted replica that accepted
 	// connections before it had loaded its client CAs.
 	unauthorized int
-	byCode                                           map[int]int
+	byCode       map[int]int
 }
 
 func (f figures) String() string {

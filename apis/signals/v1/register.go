@@ -30,7 +30,7 @@ func init() {
 }
 
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(SchemeGroupVersion, &Signal{})
+	scheme.AddKnownTypes(SchemeGroupVersion, &Signal{}, &AlertmanagerNotification{})
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil
 }

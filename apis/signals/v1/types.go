@@ -110,3 +110,106 @@ type TargetReference struct {
 	// +required
 	Name string `json:"name"`
 }
+
+// AlertmanagerNotification is the body of an Alertmanager webhook
+// notification (version 4), accepted as Alertmanager sends it: apiVersion
+// and kind may be absent. It is not stored: creating it records every alert
+// as a Signal (see docs/alertmanager.md) and answers with the notification
+// and one entry per alert in results. A batch is recorded whole or answered
+// with an error that makes Alertmanager retry; a retry counts nothing twice.
+//
+// +genclient
+// +genclient:nonNamespaced
+// +genclient:onlyVerbs=create
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+type AlertmanagerNotification struct {
+	metav1.TypeMeta `json:",inline"`
+	// metadata is ignored: nothing of a notification is stored.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// version of the webhook payload; "4".
+	// +optional
+	Version string `json:"version,omitempty"`
+	// groupKey identifies the alert group.
+	// +optional
+	GroupKey string `json:"groupKey,omitempty"`
+	// truncatedAlerts is how many alerts Alertmanager left out (max_alerts).
+	// +optional
+	TruncatedAlerts int64 `json:"truncatedAlerts,omitempty"`
+	// status of the group: firing or resolved.
+	// +optional
+	Status string `json:"status,omitempty"`
+	// receiver is the name of the Alertmanager receiver.
+	// +optional
+	Receiver string `json:"receiver,omitempty"`
+	// groupLabels are the labels the alerts are grouped by.
+	// +optional
+	GroupLabels map[string]string `json:"groupLabels,omitempty"`
+	// commonLabels are the labels all alerts share.
+	// +optional
+	CommonLabels map[string]string `json:"commonLabels,omitempty"`
+	// commonAnnotations are the annotations all alerts share.
+	// +optional
+	CommonAnnotations map[string]string `json:"commonAnnotations,omitempty"`
+	// externalURL links back to the Alertmanager.
+	// +optional
+	ExternalURL string `json:"externalURL,omitempty"`
+	// alerts of the notification; each becomes a Signal.
+	// +optional
+	// +listType=atomic
+	Alerts []Alert `json:"alerts,omitempty"`
+
+	// results says what became of each alert, in the order of alerts. Set
+	// by the server in its answer; ignored in a request.
+	// +optional
+	// +listType=atomic
+	Results []AlertResult `json:"results,omitempty"`
+}
+
+// Alert is one alert of an Alertmanager notification.
+type Alert struct {
+	// status is firing or resolved.
+	// +required
+	Status string `json:"status"`
+	// labels of the alert; alertname names the Signal, and the target is
+	// taken from well-known labels (--alertmanager-target-labels).
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// annotations of the alert; description or summary describes the Signal.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// startsAt is when the alert started firing.
+	// +optional
+	StartsAt metav1.Time `json:"startsAt"`
+	// endsAt is when the alert ended; zero while firing.
+	// +optional
+	EndsAt metav1.Time `json:"endsAt"`
+	// generatorURL links to the rule that fired.
+	// +optional
+	GeneratorURL string `json:"generatorURL,omitempty"`
+	// fingerprint is Alertmanager's hash of the alert's labels.
+	// +required
+	Fingerprint string `json:"fingerprint"`
+}
+
+// AlertResult is what became of one alert.
+type AlertResult struct {
+	// index of the alert in alerts.
+	// +required
+	Index int32 `json:"index"`
+	// fingerprint of the alert, as Alertmanager sent it.
+	// +required
+	Fingerprint string `json:"fingerprint"`
+	// outcome: Created, Deduplicated, AlreadyCounted, Resolved (the
+	// RemediationRequest's lastResolvedAt was set), or NoActive (a resolved
+	// alert with no active RemediationRequest: nothing to do).
+	// +required
+	Outcome string `json:"outcome"`
+	// namespace of the RemediationRequest; empty for NoActive.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// name of the RemediationRequest; empty for NoActive.
+	// +optional
+	Name string `json:"name,omitempty"`
+}

@@ -22,6 +22,21 @@ limitations under the License.
 package v1
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in Alert) OpenAPIModelName() string {
+	return "io.remediation.signals.v1.Alert"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in AlertResult) OpenAPIModelName() string {
+	return "io.remediation.signals.v1.AlertResult"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in AlertmanagerNotification) OpenAPIModelName() string {
+	return "io.remediation.signals.v1.AlertmanagerNotification"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in Signal) OpenAPIModelName() string {
 	return "io.remediation.signals.v1.Signal"
 }

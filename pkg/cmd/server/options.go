@@ -28,6 +28,7 @@ import (
 	generatedopenapi "github.com/signal-apiserver/signal-apiserver/generated/openapi"
 	"github.com/signal-apiserver/signal-apiserver/pkg/apiserver"
 	"github.com/signal-apiserver/signal-apiserver/pkg/owner"
+	alertmanagerregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/alertmanager"
 )
 
 // Options are the flags of signal-apiserver.
@@ -48,6 +49,8 @@ type Options struct {
 	// controller; OwnerCacheTTL is how long owner metadata is reused.
 	ResolveOwners bool
 	OwnerCacheTTL time.Duration
+	// AlertmanagerTargetLabels map alert labels to target kinds, in order.
+	AlertmanagerTargetLabels []string
 }
 
 // ownerCacheSize bounds the objects whose metadata the owner resolver keeps
@@ -71,6 +74,8 @@ func NewOptions() *Options {
 		OwnerCacheTTL:          5 * time.Minute,
 		KubeAPIQPS:             500,
 		KubeAPIBurst:           1000,
+
+		AlertmanagerTargetLabels: alertmanagerregistry.DefaultTargetRules,
 	}
 	o.RecommendedOptions.Etcd = nil
 	o.RecommendedOptions.Features.EnablePriorityAndFairness = false
@@ -94,6 +99,8 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 		"How long the owner of a Pod, ReplicaSet or Job is reused before it is read again.")
 	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Queries per second of the server's own calls to kube-apiserver.")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of the server's own calls to kube-apiserver.")
+	fs.StringSliceVar(&o.AlertmanagerTargetLabels, "alertmanager-target-labels", o.AlertmanagerTargetLabels,
+		"Ordered rules label=apiVersion/Kind[:Cluster]: the first rule whose label an alert has (and, unless :Cluster, whose alert has a namespace label) names the alert's target. See docs/alertmanager.md.")
 	return fss
 }
 
@@ -116,6 +123,9 @@ func (o *Options) Validate() error {
 	}
 	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst <= 0 {
 		errs = append(errs, fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive"))
+	}
+	if _, err := alertmanagerregistry.ParseTargetRules(o.AlertmanagerTargetLabels); err != nil {
+		errs = append(errs, fmt.Errorf("--alertmanager-target-labels: %w", err))
 	}
 	if err := logsapi.ValidateAndApply(o.Logs, nil); err != nil {
 		errs = append(errs, err)
@@ -158,11 +168,16 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the RemediationRequest client: %w", err)
 	}
+	rules, err := alertmanagerregistry.ParseTargetRules(o.AlertmanagerTargetLabels)
+	if err != nil {
+		return nil, fmt.Errorf("--alertmanager-target-labels: %w", err)
+	}
 
 	extra := apiserver.ExtraConfig{
-		Client:                 client,
-		ClusterID:              o.ClusterID,
-		ClusterScopedNamespace: o.ClusterScopedNamespace,
+		Client:                  client,
+		ClusterID:               o.ClusterID,
+		ClusterScopedNamespace:  o.ClusterScopedNamespace,
+		AlertmanagerTargetRules: rules,
 	}
 	if o.ResolveOwners {
 		metadataClient, err := metadata.NewForConfig(clientConfig)

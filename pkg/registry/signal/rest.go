@@ -135,6 +135,15 @@ func (r *REST) create(ctx context.Context, sig *signals.Signal, createValidation
 	return res, nil
 }
 
+// ToDedup converts a validated Signal into the engine's Signal, as Create
+// does; the Alertmanager storage converts each alert through it.
+func (r *REST) ToDedup(ctx context.Context, sig *signals.Signal, dryRun bool) dedup.Signal {
+	return r.toDedup(ctx, sig, dryRun)
+}
+
+// ToAPIError is the error a client sees for an engine error of s.
+func (r *REST) ToAPIError(err error, s dedup.Signal) error { return toAPIError(err, s) }
+
 // toDedup converts a validated signal. A signal without its own fingerprint
 // is fingerprinted by its target's top-level controller; dry-run resolves
 // too, so it answers with the RemediationRequest a real signal would find.

@@ -28,12 +28,17 @@ import (
 
 type SignalsV1Interface interface {
 	RESTClient() rest.Interface
+	AlertmanagerNotificationsGetter
 	SignalsGetter
 }
 
 // SignalsV1Client is used to interact with features provided by the signals.remediation.io group.
 type SignalsV1Client struct {
 	restClient rest.Interface
+}
+
+func (c *SignalsV1Client) AlertmanagerNotifications() AlertmanagerNotificationInterface {
+	return newAlertmanagerNotifications(c)
 }
 
 func (c *SignalsV1Client) Signals() SignalInterface {

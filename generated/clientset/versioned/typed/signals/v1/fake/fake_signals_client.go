@@ -28,6 +28,10 @@ type FakeSignalsV1 struct {
 	*testing.Fake
 }
 
+func (c *FakeSignalsV1) AlertmanagerNotifications() v1.AlertmanagerNotificationInterface {
+	return newFakeAlertmanagerNotifications(c)
+}
+
 func (c *FakeSignalsV1) Signals() v1.SignalInterface {
 	return newFakeSignals(c)
 }

@@ -1,0 +1,236 @@
+package alertmanager
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
+	"github.com/signal-apiserver/signal-apiserver/apis/signals"
+	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
+)
+
+func TestParseTargetRules(t *testing.T) {
+	rules, err := ParseTargetRules(DefaultTargetRules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rules[1], (TargetRule{Label: "deployment", APIVersion: "apps/v1", Kind: "Deployment"}); got != want {
+		t.Errorf("rules[1] = %+v, want %+v", got, want)
+	}
+	if got, want := rules[len(rules)-1], (TargetRule{Label: "namespace", APIVersion: "v1", Kind: "Namespace", ClusterScoped: true}); got != want {
+		t.Errorf("last rule = %+v, want %+v", got, want)
+	}
+	for _, bad := range []string{"pod", "=v1/Pod", "pod=Pod", "pod=v1/", "pod=/Pod", "node=v1/Node:Namespaced", "x=a/b/c/Kind"} {
+		if _, err := ParseTargetRules([]string{bad}); err == nil {
+			t.Errorf("ParseTargetRules(%q) accepted", bad)
+		}
+	}
+}
+
+func TestTarget(t *testing.T) {
+	rules, err := ParseTargetRules(DefaultTargetRules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		labels map[string]string
+		want   signals.TargetReference
+		label  string
+	}{
+		{"pod before deployment", map[string]string{"namespace": "a", "pod": "p", "deployment": "d"},
+			signals.TargetReference{APIVersion: "v1", Kind: "Pod", Namespace: "a", Name: "p"}, "pod"},
+		{"namespaced kind without namespace is skipped", map[string]string{"pod": "p", "node": "n1"},
+			signals.TargetReference{APIVersion: "v1", Kind: "Node", Name: "n1"}, "node"},
+		{"node ignores the namespace label", map[string]string{"namespace": "monitoring", "node": "n1"},
+			signals.TargetReference{APIVersion: "v1", Kind: "Node", Name: "n1"}, "node"},
+		{"job_name, not Prometheus' job", map[string]string{"namespace": "a", "job": "kube-state-metrics", "job_name": "backup"},
+			signals.TargetReference{APIVersion: "batch/v1", Kind: "Job", Namespace: "a", Name: "backup"}, "job_name"},
+		{"namespace alone", map[string]string{"namespace": "a"},
+			signals.TargetReference{APIVersion: "v1", Kind: "Namespace", Name: "a"}, "namespace"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, label, ok := target(rules, tt.labels)
+			if !ok || got != tt.want || label != tt.label {
+				t.Errorf("target = %+v, %q, %v; want %+v, %q", got, label, ok, tt.want, tt.label)
+			}
+		})
+	}
+	if _, _, ok := target(rules, map[string]string{"alertname": "Watchdog"}); ok {
+		t.Error("an alert without target labels matched a rule")
+	}
+}
+
+type fakeConverter struct{}
+
+func (fakeConverter) ToDedup(_ context.Context, sig *signals.Signal, dryRun bool) dedup.Signal {
+	return dedup.Signal{Fingerprint: sig.Spec.Target.Name, Resolved: sig.Spec.Status == signals.SignalStatusResolved, IdempotencyKey: sig.Spec.IdempotencyKey, DryRun: dryRun}
+}
+
+func (fakeConverter) ToAPIError(err error, _ dedup.Signal) error {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return err
+	}
+	return apierrors.NewInternalError(err)
+}
+
+// fakeDedup answers from a table by fingerprint (the fake converter's
+// target name).
+type fakeDedup struct {
+	errs map[string]error
+
+	mu        sync.Mutex
+	submitted []dedup.Signal
+}
+
+func (f *fakeDedup) Submit(_ context.Context, s dedup.Signal) (*dedup.Result, error) {
+	f.mu.Lock()
+	f.submitted = append(f.submitted, s)
+	f.mu.Unlock()
+	if err := f.errs[s.Fingerprint]; err != nil {
+		return nil, err
+	}
+	if s.Resolved {
+		return nil, dedup.ErrNoActiveRemediation
+	}
+	rr := &remediationv1alpha1.RemediationRequest{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "rr-" + s.Fingerprint}}
+	return &dedup.Result{RemediationRequest: rr, Outcome: dedup.OutcomeCreated}, nil
+}
+
+func alert(status, pod, fp string) signals.Alert {
+	return signals.Alert{
+		Status:      status,
+		Labels:      map[string]string{"alertname": "KubePodCrashLooping", "namespace": "ns", "pod": pod},
+		StartsAt:    metav1.NewTime(time.Date(2026, 11, 28, 1, 2, 3, 456789000, time.UTC)),
+		Fingerprint: fp,
+	}
+}
+
+func newStorage(t *testing.T, d *fakeDedup) *REST {
+	t.Helper()
+	rules, err := ParseTargetRules(DefaultTargetRules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewREST(fakeConverter{}, d, rules)
+}
+
+func TestCreate(t *testing.T) {
+	d := &fakeDedup{}
+	n := &signals.AlertmanagerNotification{Version: "4", Alerts: []signals.Alert{
+		alert("firing", "a", "f1"), alert("resolved", "b", "f2"),
+	}}
+	obj, err := newStorage(t, d).Create(context.Background(), n, nil, &metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := obj.(*signals.AlertmanagerNotification)
+	want := []signals.AlertResult{
+		{Index: 0, Fingerprint: "f1", Outcome: "Created", Namespace: "ns", Name: "rr-a"},
+		{Index: 1, Fingerprint: "f2", Outcome: OutcomeNoActive},
+	}
+	if len(got.Alerts) != 0 || len(got.Results) != 2 || got.Results[0] != want[0] || got.Results[1] != want[1] {
+		t.Errorf("answer = %+v, want results %+v and no alerts", got, want)
+	}
+}
+
+func TestCreateIdempotencyKey(t *testing.T) {
+	d := &fakeDedup{}
+	r := newStorage(t, d)
+	sigs, errs := r.toSignals(&signals.AlertmanagerNotification{Version: "4", Alerts: []signals.Alert{alert("firing", "a", "f1")}})
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	spec := sigs[0].Spec
+	if want := "alertmanager/f1/2026-11-28T01:02:03.456789Z"; spec.IdempotencyKey != want {
+		t.Errorf("idempotencyKey = %q, want %q", spec.IdempotencyKey, want)
+	}
+	if spec.Source != "alertmanager" || spec.Name != "KubePodCrashLooping" || spec.Fingerprint != "" {
+		t.Errorf("spec = %+v", spec)
+	}
+}
+
+func TestCreateFallbackTarget(t *testing.T) {
+	r := newStorage(t, &fakeDedup{})
+	a := alert("firing", "", "f9")
+	a.Labels = map[string]string{"alertname": "Watchdog"}
+	sigs, errs := r.toSignals(&signals.AlertmanagerNotification{Version: "4", Alerts: []signals.Alert{a}})
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	spec := sigs[0].Spec
+	if want := (signals.TargetReference{APIVersion: FallbackAPIVersion, Kind: FallbackKind, Name: "f9"}); spec.Target != want || spec.Fingerprint != "alertmanager/f9" {
+		t.Errorf("target %+v fingerprint %q", spec.Target, spec.Fingerprint)
+	}
+}
+
+func TestCreateRejectsMalformedBatchWhole(t *testing.T) {
+	d := &fakeDedup{}
+	bad := alert("firing", "Not/A/Name", "")
+	n := &signals.AlertmanagerNotification{Version: "3", Alerts: []signals.Alert{alert("firing", "a", "f1"), bad, alert("pending", "c", "f3")}}
+	_, err := newStorage(t, d).Create(context.Background(), n, nil, &metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) {
+		t.Fatalf("err = %v, want 422", err)
+	}
+	var fields []string
+	for _, c := range err.(apierrors.APIStatus).Status().Details.Causes {
+		fields = append(fields, c.Field)
+	}
+	want := []string{"version", "alerts[1].fingerprint", "alerts[1].labels[pod]", "alerts[2].status"}
+	if len(fields) != len(want) {
+		t.Fatalf("fields = %v, want %v", fields, want)
+	}
+	for i := range want {
+		if fields[i] != want[i] {
+			t.Errorf("fields = %v, want %v", fields, want)
+		}
+	}
+	if len(d.submitted) != 0 {
+		t.Errorf("submitted %d signals of a refused batch", len(d.submitted))
+	}
+}
+
+func TestCreatePartialFailureIs5xx(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		code int32
+	}{
+		{"retryable", apierrors.NewTooManyRequests("busy", 1), 503},
+		{"the server's own failure", errors.New("boom"), 500},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &fakeDedup{errs: map[string]error{"b": tt.err}}
+			n := &signals.AlertmanagerNotification{Version: "4", Alerts: []signals.Alert{alert("firing", "a", "f1"), alert("firing", "b", "f2")}}
+			_, err := newStorage(t, d).Create(context.Background(), n, nil, &metav1.CreateOptions{})
+			if got := statusCode(err); got != tt.code {
+				t.Fatalf("code = %d (%v), want %d", got, err, tt.code)
+			}
+		})
+	}
+}
+
+func TestBounded(t *testing.T) {
+	m := map[string]string{}
+	for i := range 100 {
+		m[string(rune('a'+i%26))+string(rune('a'+i/26))] = "v"
+	}
+	if got := bounded(m, 1<<20); len(got) != 64 {
+		t.Errorf("kept %d entries, want 64", len(got))
+	}
+	if got := bounded(map[string]string{"a": "12345", "b": "1", "c": "123"}, 8); len(got) != 2 || got["a"] == "" || got["c"] != "" {
+		t.Errorf("bounded = %v, want a and b", got)
+	}
+	if got := truncate("héllo", 2); got != "h" {
+		t.Errorf("truncate = %q", got)
+	}
+}
