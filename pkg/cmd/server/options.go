@@ -41,6 +41,12 @@ type Options struct {
 	// kube-apiserver.
 	KubeAPIQPS   float32
 	KubeAPIBurst int
+	// MaxRequestsInFlight and MaxMutatingRequestsInFlight bound the
+	// requests one replica serves at once; past them it answers 429 with
+	// Retry-After, before reading the body. Every Signal is a mutating
+	// request. Members of system:masters are never turned away.
+	MaxRequestsInFlight         int
+	MaxMutatingRequestsInFlight int
 }
 
 // NewOptions returns the defaults: k8s.io/apiserver's recommended options
@@ -54,6 +60,9 @@ func NewOptions() *Options {
 		ClusterScopedNamespace: "signal-apiserver",
 		KubeAPIQPS:             500,
 		KubeAPIBurst:           1000,
+
+		MaxRequestsInFlight:         400,
+		MaxMutatingRequestsInFlight: 200,
 	}
 	o.RecommendedOptions.Etcd = nil
 	o.RecommendedOptions.Features.EnablePriorityAndFairness = false
@@ -73,6 +82,10 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 		"Namespace of the RemediationRequests of signals about cluster-scoped objects, such as Nodes.")
 	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Queries per second of the server's own calls to kube-apiserver.")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of the server's own calls to kube-apiserver.")
+	fs.IntVar(&o.MaxRequestsInFlight, "max-requests-inflight", o.MaxRequestsInFlight,
+		"Maximum number of non-mutating requests in flight; further ones get 429 with Retry-After. Zero disables the limit.")
+	fs.IntVar(&o.MaxMutatingRequestsInFlight, "max-mutating-requests-inflight", o.MaxMutatingRequestsInFlight,
+		"Maximum number of mutating requests, signals among them, in flight; further ones get 429 with Retry-After. Zero disables the limit.")
 	return fss
 }
 
@@ -92,6 +105,9 @@ func (o *Options) Validate() error {
 	}
 	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst <= 0 {
 		errs = append(errs, fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive"))
+	}
+	if o.MaxRequestsInFlight < 0 || o.MaxMutatingRequestsInFlight < 0 {
+		errs = append(errs, fmt.Errorf("--max-requests-inflight and --max-mutating-requests-inflight must not be negative"))
 	}
 	if err := logsapi.ValidateAndApply(o.Logs, nil); err != nil {
 		errs = append(errs, err)
@@ -119,6 +135,10 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	serverConfig.OpenAPIV3Config.Info.Version = version.Get().GitVersion
 	// A Signal is small; a body this large is a mistake or an attack (413).
 	serverConfig.MaxRequestBodyBytes = 512 << 10
+	// With API Priority and Fairness off, k8s.io/apiserver's max-in-flight
+	// filter enforces these.
+	serverConfig.MaxRequestsInFlight = o.MaxRequestsInFlight
+	serverConfig.MaxMutatingRequestsInFlight = o.MaxMutatingRequestsInFlight
 
 	if err := o.RecommendedOptions.ApplyTo(serverConfig); err != nil {
 		return nil, err
