@@ -61,6 +61,12 @@ test: build control-plane alertmanager ## Run unit tests and the integration sui
 bench: build control-plane ## Benchmark signal-apiserver against its limits and the gateway algorithm (quick: BENCH_FLAGS="--scale 0.1").
 	go run ./cmd/signal-bench --server-binary "$(SERVER_BINARY)" $(BENCH_FLAGS)
 
+SOAK ?= 10m
+
+.PHONY: soak
+soak: build control-plane ## Send mixed signals for SOAK (default 10m) and sample the server's RSS and heap (not part of make test).
+	go run ./cmd/signal-bench --server-binary "$(SERVER_BINARY)" --soak $(SOAK) --json bin/bench/soak.json
+
 FUZZTIME ?= 20s
 FUZZ_TARGETS := FuzzValidateSignal:./apis/signals/validation FuzzFingerprint:./pkg/fingerprint FuzzDecodeSignal:./apis/signals/install
 

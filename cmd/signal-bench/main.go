@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"k8s.io/klog/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -24,6 +25,8 @@ import (
 func main() {
 	o := bench.Options{Out: os.Stdout, Log: os.Stderr}
 	var scenarios, contenders string
+	var soak time.Duration
+	var soakClients int
 	flag.StringVar(&o.ServerBinary, "server-binary", "bin/signal-apiserver", "the built signal-apiserver to measure")
 	flag.StringVar(&o.BinDir, "bin-dir", "", "folder with kube-apiserver, etcd and kubectl (default: $KUBEBUILDER_ASSETS, else the one under bin/control-plane)")
 	flag.StringVar(&o.StateDir, "state-dir", "", "folder for the control plane's state and logs, wiped first (default <repo>/bin/bench/state)")
@@ -32,6 +35,8 @@ func main() {
 	flag.IntVar(&o.Warmup, "warmup", 50, "unmeasured requests before each row")
 	flag.StringVar(&scenarios, "scenarios", "", "comma-separated scenarios to run: storm, spread, fresh (default all)")
 	flag.StringVar(&contenders, "contenders", "", "comma-separated contenders to run: limit-aggregation, limit-create, baseline, signal-apiserver (default all)")
+	flag.DurationVar(&soak, "soak", 0, "instead of the benchmark, send mixed signals for this long and sample the server's memory (make soak)")
+	flag.IntVar(&soakClients, "soak-clients", 20, "concurrent clients of the soak")
 	klog.InitFlags(nil)
 	flag.Parse()
 	ctrllog.SetLogger(klog.NewKlogr())
@@ -39,13 +44,13 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, o); err != nil {
+	if err := run(ctx, o, soak, soakClients); err != nil {
 		fmt.Fprintln(os.Stderr, "signal-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, o bench.Options) error {
+func run(ctx context.Context, o bench.Options, soak time.Duration, soakClients int) error {
 	var err error
 	if o.RepoRoot, err = controlplane.FindRepoRoot(); err != nil {
 		return err
@@ -57,6 +62,9 @@ func run(ctx context.Context, o bench.Options) error {
 	}
 	if o.StateDir == "" {
 		o.StateDir = filepath.Join(o.RepoRoot, "bin", "bench", "state")
+	}
+	if soak > 0 {
+		return bench.RunSoak(ctx, o, soak, soakClients)
 	}
 	return bench.Run(ctx, o)
 }

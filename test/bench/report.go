@@ -257,7 +257,7 @@ func printTargets(out io.Writer, targets []Target) error {
 	return tw.Flush()
 }
 
-func writeJSON(path string, r *Results) error {
+func writeJSON(path string, r any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}

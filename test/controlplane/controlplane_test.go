@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,6 +151,68 @@ func TestControlPlane(t *testing.T) {
 			if sar.Status.Allowed != tc.want {
 				t.Errorf("%+v: allowed = %v, want %v", tc.attrs, sar.Status.Allowed, tc.want)
 			}
+		}
+	})
+
+	t.Run("kubectl auth can-i --list: signal-apiserver's ServiceAccount has exactly these rules", func(t *testing.T) {
+		// The rules of artifacts/deploy/rbac.yaml plus what every
+		// authenticated user has (system:basic-user, system:discovery,
+		// system:public-info-viewer), as kubectl prints them: resources,
+		// non-resource URLs, resource names, verbs, with runs of spaces
+		// collapsed, in namespace default (the kube-system RoleBinding is
+		// checked by the SubjectAccessReview subtest). Update this list with
+		// rbac.yaml.
+		want := []string{
+			"selfsubjectreviews.authentication.k8s.io [] [] [create]",
+			"tokenreviews.authentication.k8s.io [] [] [create]",
+			"selfsubjectaccessreviews.authorization.k8s.io [] [] [create]",
+			"selfsubjectrulesreviews.authorization.k8s.io [] [] [create]",
+			"subjectaccessreviews.authorization.k8s.io [] [] [create]",
+			"remediationrequests.remediation.io [] [] [get list watch create]",
+			"namespaces [] [] [get list watch]",
+			"clustertrustbundles.certificates.k8s.io [] [] [get list watch]",
+			"[/.well-known/openid-configuration/] [] [get]",
+			"[/.well-known/openid-configuration] [] [get]",
+			"[/api/*] [] [get]",
+			"[/api] [] [get]",
+			"[/apis/*] [] [get]",
+			"[/apis] [] [get]",
+			"[/healthz] [] [get]",
+			"[/healthz] [] [get]",
+			"[/livez] [] [get]",
+			"[/livez] [] [get]",
+			"[/openapi/*] [] [get]",
+			"[/openapi] [] [get]",
+			"[/openid/v1/jwks/] [] [get]",
+			"[/openid/v1/jwks] [] [get]",
+			"[/readyz] [] [get]",
+			"[/readyz] [] [get]",
+			"[/version/] [] [get]",
+			"[/version/] [] [get]",
+			"[/version] [] [get]",
+			"[/version] [] [get]",
+			"mutatingadmissionpolicies.admissionregistration.k8s.io [] [] [list watch]",
+			"mutatingadmissionpolicybindings.admissionregistration.k8s.io [] [] [list watch]",
+			"mutatingwebhookconfigurations.admissionregistration.k8s.io [] [] [list watch]",
+			"validatingadmissionpolicies.admissionregistration.k8s.io [] [] [list watch]",
+			"validatingadmissionpolicybindings.admissionregistration.k8s.io [] [] [list watch]",
+			"validatingwebhookconfigurations.admissionregistration.k8s.io [] [] [list watch]",
+			"remediationrequests.remediation.io/status [] [] [update]",
+		}
+		out, err := exec.Command(cp.KubectlPath(), "--kubeconfig", cp.KubeconfigPath(),
+			"auth", "can-i", "--list", "--as="+ServerUser).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl auth can-i --list: %v\n%s", err, out)
+		}
+		var got []string
+		for i, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if i == 0 || strings.HasPrefix(line, "Warning:") {
+				continue // the header
+			}
+			got = append(got, strings.Join(strings.Fields(line), " "))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("kubectl auth can-i --list --as=%s:\ngot:\n%s\nwant:\n%s", ServerUser, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 	})
 

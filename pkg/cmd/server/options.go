@@ -51,6 +51,12 @@ type Options struct {
 	OwnerCacheTTL time.Duration
 	// AlertmanagerTargetLabels map alert labels to target kinds, in order.
 	AlertmanagerTargetLabels []string
+	// MaxRequestsInFlight and MaxMutatingRequestsInFlight bound the
+	// requests one replica serves at once; past them it answers 429 with
+	// Retry-After, before reading the body. Every Signal is a mutating
+	// request. Members of system:masters are never turned away.
+	MaxRequestsInFlight         int
+	MaxMutatingRequestsInFlight int
 }
 
 // ownerCacheSize bounds the objects whose metadata the owner resolver keeps
@@ -75,7 +81,9 @@ func NewOptions() *Options {
 		KubeAPIQPS:             500,
 		KubeAPIBurst:           1000,
 
-		AlertmanagerTargetLabels: alertmanagerregistry.DefaultTargetRules,
+		AlertmanagerTargetLabels:    alertmanagerregistry.DefaultTargetRules,
+		MaxRequestsInFlight:         400,
+		MaxMutatingRequestsInFlight: 200,
 	}
 	o.RecommendedOptions.Etcd = nil
 	o.RecommendedOptions.Features.EnablePriorityAndFairness = false
@@ -101,6 +109,10 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of the server's own calls to kube-apiserver.")
 	fs.StringSliceVar(&o.AlertmanagerTargetLabels, "alertmanager-target-labels", o.AlertmanagerTargetLabels,
 		"Ordered rules label=apiVersion/Kind[:Cluster]: the first rule whose label an alert has (and, unless :Cluster, whose alert has a namespace label) names the alert's target. See docs/alertmanager.md.")
+	fs.IntVar(&o.MaxRequestsInFlight, "max-requests-inflight", o.MaxRequestsInFlight,
+		"Maximum number of non-mutating requests in flight; further ones get 429 with Retry-After. Zero disables the limit.")
+	fs.IntVar(&o.MaxMutatingRequestsInFlight, "max-mutating-requests-inflight", o.MaxMutatingRequestsInFlight,
+		"Maximum number of mutating requests, signals among them, in flight; further ones get 429 with Retry-After. Zero disables the limit.")
 	return fss
 }
 
@@ -126,6 +138,9 @@ func (o *Options) Validate() error {
 	}
 	if _, err := alertmanagerregistry.ParseTargetRules(o.AlertmanagerTargetLabels); err != nil {
 		errs = append(errs, fmt.Errorf("--alertmanager-target-labels: %w", err))
+	}
+	if o.MaxRequestsInFlight < 0 || o.MaxMutatingRequestsInFlight < 0 {
+		errs = append(errs, fmt.Errorf("--max-requests-inflight and --max-mutating-requests-inflight must not be negative"))
 	}
 	if err := logsapi.ValidateAndApply(o.Logs, nil); err != nil {
 		errs = append(errs, err)
@@ -153,6 +168,10 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	serverConfig.OpenAPIV3Config.Info.Version = version.Get().GitVersion
 	// A Signal is small; a body this large is a mistake or an attack (413).
 	serverConfig.MaxRequestBodyBytes = 512 << 10
+	// With API Priority and Fairness off, k8s.io/apiserver's max-in-flight
+	// filter enforces these.
+	serverConfig.MaxRequestsInFlight = o.MaxRequestsInFlight
+	serverConfig.MaxMutatingRequestsInFlight = o.MaxMutatingRequestsInFlight
 
 	if err := o.RecommendedOptions.ApplyTo(serverConfig); err != nil {
 		return nil, err

@@ -1,0 +1,141 @@
+package dedup
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	goruntime "runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+
+	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
+)
+
+// largeCacheSize is the number of active RemediationRequests of the large
+// cache benchmarks.
+const largeCacheSize = 100_000
+
+// realisticRR is RemediationRequest i as kube-apiserver serves it to the
+// informer: spec from a typical alert, a deduplication status with a few
+// idempotency-key digests, and the managedFields of a create and a status
+// update.
+func realisticRR(i int) *remediationv1alpha1.RemediationRequest {
+	sum := sha256.Sum256([]byte(strconv.Itoa(i)))
+	fp := hex.EncodeToString(sum[:])
+	ns := fmt.Sprintf("team-%d", i%200)
+	now := metav1.NewTime(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
+	keys := make([]string, 4)
+	for k := range keys {
+		d := sha256.Sum256([]byte(fmt.Sprintf("%d-%d", i, k)))
+		keys[k] = hex.EncodeToString(d[:16])
+	}
+	fields := func(s string) *metav1.FieldsV1 { return &metav1.FieldsV1{Raw: []byte(s)} }
+	return &remediationv1alpha1.RemediationRequest{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace:         ns,
+			Name:              SlotName(fp, 0),
+			UID:               types.UID(fmt.Sprintf("3f1c8a52-6a3e-4c71-9d0e-%012d", i)),
+			ResourceVersion:   strconv.Itoa(1_000_000 + i),
+			Generation:        1,
+			CreationTimestamp: now,
+			ManagedFields: []metav1.ManagedFieldsEntry{
+				{Manager: "signal-apiserver", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "remediation.io/v1alpha1", Time: &now, FieldsType: "FieldsV1",
+					FieldsV1: fields(`{"f:spec":{".":{},"f:firingTime":{},"f:receivedTime":{},"f:severity":{},"f:signalFingerprint":{},"f:signalLabels":{".":{},"f:alertname":{},"f:severity":{},"f:team":{}},"f:signalName":{},"f:signalSource":{},"f:targetResource":{".":{},"f:apiVersion":{},"f:kind":{},"f:name":{},"f:namespace":{}}}}`)},
+				{Manager: "signal-apiserver", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "remediation.io/v1alpha1", Time: &now, FieldsType: "FieldsV1", Subresource: "status",
+					FieldsV1: fields(`{"f:status":{".":{},"f:deduplication":{".":{},"f:firstSeenAt":{},"f:lastSeenAt":{},"f:occurrenceCount":{},"f:recentIdempotencyKeys":{}}}}`)},
+			},
+		},
+		Spec: remediationv1alpha1.RemediationRequestSpec{
+			SignalFingerprint: fp,
+			SignalName:        "KubePodCrashLooping",
+			SignalSource:      "alertmanager",
+			Severity:          "critical",
+			TargetResource: remediationv1alpha1.ResourceReference{
+				APIVersion: "apps/v1", Kind: "Deployment", Namespace: ns, Name: fmt.Sprintf("app-%d", i),
+			},
+			SignalLabels: map[string]string{"alertname": "KubePodCrashLooping", "severity": "critical", "team": "platform"},
+			FiringTime:   now,
+			ReceivedTime: now,
+		},
+		Status: remediationv1alpha1.RemediationRequestStatus{
+			Deduplication: &remediationv1alpha1.DeduplicationStatus{
+				FirstSeenAt: now, LastSeenAt: now, OccurrenceCount: int64(1 + i%50), RecentIdempotencyKeys: keys,
+			},
+		},
+	}
+}
+
+// filledCache returns the cache the server uses, over an informer of
+// RemediationRequests whose store holds n of them, and the heap the store
+// holds. The objects go into the informer's indexer as its reflector would
+// put them there; no reflector runs.
+func filledCache(b *testing.B, n int) (Cache, uint64) {
+	var before goruntime.MemStats
+	goruntime.GC()
+	goruntime.ReadMemStats(&before)
+
+	informer := cache.NewSharedIndexInformer(&cache.ListWatch{}, &remediationv1alpha1.RemediationRequest{}, 0,
+		cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	c, err := NewInformerCache(informer)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range n {
+		if err := informer.GetIndexer().Add(realisticRR(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if got := len(informer.GetStore().ListKeys()); got != n {
+		b.Fatalf("cache holds %d RemediationRequests, want %d", got, n)
+	}
+
+	var after goruntime.MemStats
+	goruntime.GC()
+	goruntime.ReadMemStats(&after)
+	return c, after.HeapAlloc - before.HeapAlloc
+}
+
+// BenchmarkLargeCache measures the informer cache with 100,000 active
+// RemediationRequests: heap per RemediationRequest, and the cost of the
+// lookups a signal makes (the cache index, then the engine's choice of the
+// active slot). Run it with
+//
+//	go test ./pkg/dedup -run '^$' -bench LargeCache -benchmem
+func BenchmarkLargeCache(b *testing.B) {
+	c, heap := filledCache(b, largeCacheSize)
+	e := NewEngine(nil, c)
+	signals := make([]Signal, 1024)
+	for i := range signals {
+		rr := realisticRR(i * (largeCacheSize / len(signals)))
+		signals[i] = Signal{Namespace: rr.Namespace, Fingerprint: rr.Spec.SignalFingerprint}
+	}
+
+	b.Run("ByFingerprint", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			s := signals[i%len(signals)]
+			rrs, err := c.ByFingerprint(s.Namespace, s.Fingerprint)
+			if err != nil || len(rrs) != 1 {
+				b.Fatalf("ByFingerprint(%s, %s) = %d, %v; want 1", s.Namespace, s.Fingerprint, len(rrs), err)
+			}
+			i++
+		}
+		b.ReportMetric(float64(heap)/largeCacheSize, "heap-B/rr")
+	})
+	b.Run("lookup", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			s := signals[i%len(signals)]
+			rr, next, err := e.lookup(s, 0)
+			if err != nil || rr == nil || rr.Name != SlotName(s.Fingerprint, 0) || next != 0 {
+				b.Fatalf("lookup(%s, %s) = %v, %d, %v; want the RemediationRequest of slot 0", s.Namespace, s.Fingerprint, rr, next, err)
+			}
+			i++
+		}
+	})
+}
