@@ -110,9 +110,9 @@ var _ = Describe("signal-apiserver under faults", Ordered, func() {
 		// Connections to the killed process break: those requests have no
 		// HTTP answer, and kube-apiserver's aggregator, whose backend it is,
 		// resets its streams (no answer) and then answers 503 without
-		// Retry-After while it is down. The restarted process listens
-		// ~100 ms before it has loaded its client CAs: connections made then
-		// carry no client certificate and get 401 (docs/reliability.md).
+		// Retry-After while it is down. The restarted process accepts
+		// connections only once it can verify the front-proxy certificate,
+		// so none of its answers is a 401 (docs/reliability.md).
 		f := s.check(func(r Request) bool {
 			return r.Sender == "direct-0" || r.Sender == "via-aggregator"
 		}, false)

@@ -241,8 +241,7 @@ type figures struct {
 	// bare503 are 503s without Retry-After (kube-apiserver's aggregator
 	// when the APIService's backend is down).
 	bare503 int
-	// unauthorized are 401s from a restarted replica that accepted
-	// connections before it had loaded its client CAs.
+	// unauthorized are 401s; any is a failure.
 	unauthorized int
 	byCode       map[int]int
 }
@@ -258,7 +257,7 @@ func (f figures) String() string {
 
 // check asserts the promises on what the storm recorded: every request got
 // a 2xx or a retryable answer with Retry-After (or, where allowed says so,
-// no HTTP answer at all, a 503 without Retry-After or a 401); one active RR per fingerprint in every read
+// no HTTP answer at all or a 503 without Retry-After); one active RR per fingerprint in every read
 // and at the end; per RR acknowledged <= occurrenceCount <= acknowledged +
 // unacknowledged on its fingerprint, with equality where exact; and the
 // history linearizable. deleted RRs are left out of the end-state checks.
@@ -283,8 +282,12 @@ func (s *storm) check(allowed func(Request) bool, exact bool, deleted ...string)
 			} else if r.RetryAfter == "" {
 				bad = append(bad, fmt.Sprintf("%s: %d without Retry-After: %s", r.Sender, r.Code, r.Err))
 			}
-		case r.Code == 401 && allowed(r):
+		case r.Code == 401:
+			// A restarted replica accepts connections only once it can
+			// verify the front-proxy certificate (pkg/cmd/server
+			// listener.go), so no request is ever anonymous.
 			f.unauthorized++
+			bad = append(bad, fmt.Sprintf("%s: 401: %s", r.Sender, r.Err))
 		case r.Code == 0:
 			f.noAnswer++
 			if !allowed(r) {

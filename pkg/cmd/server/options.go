@@ -179,6 +179,11 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	if serverConfig.Authentication.Authenticator != nil {
 		serverConfig.Authentication.Authenticator = healthOnlyAnonymous(serverConfig.Authentication.Authenticator)
 	}
+	// kube-apiserver's aggregator authenticates with its front-proxy
+	// certificate: accept connections once that can be verified.
+	if serving, rh := serverConfig.SecureServing, serverConfig.Authentication.RequestHeaderConfig; serving != nil && serving.Listener != nil && rh != nil {
+		serving.Listener = gateOnCA(serving.Listener, rh.CAContentProvider)
+	}
 
 	clientConfig := rest.CopyConfig(serverConfig.ClientConfig)
 	clientConfig.QPS = o.KubeAPIQPS
