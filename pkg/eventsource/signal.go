@@ -5,7 +5,6 @@ package eventsource
 
 import (
 	"strconv"
-	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -89,15 +88,11 @@ func SignalFor(ev *corev1.Event) *signalsv1.Signal {
 }
 
 // description cuts an Event message, on a rune boundary, to the length a
-// Signal description may have.
+// Signal description may have, marking the cut with an ellipsis.
 func description(msg string) string {
 	if len(msg) <= validation.MaxDescriptionLength {
 		return msg
 	}
 	const ellipsis = "..."
-	cut := validation.MaxDescriptionLength - len(ellipsis)
-	for cut > 0 && !utf8.RuneStart(msg[cut]) {
-		cut--
-	}
-	return msg[:cut] + ellipsis
+	return validation.Truncate(msg, validation.MaxDescriptionLength-len(ellipsis)) + ellipsis
 }

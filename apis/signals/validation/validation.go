@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"unicode"
+	"unicode/utf8"
 
 	pathvalidation "k8s.io/apimachinery/pkg/api/validation/path"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -29,6 +30,19 @@ const (
 	MaxLabelsSize        = 16 << 10
 	MaxAnnotationsSize   = 64 << 10
 )
+
+// Truncate cuts s to at most n bytes without splitting a UTF-8 character,
+// for senders that shorten free text to fit the bounds above rather than be
+// refused.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
 
 var kindRegexp = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*$`)
 

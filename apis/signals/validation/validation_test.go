@@ -121,3 +121,20 @@ func BenchmarkValidateSignal(b *testing.B) {
 		ValidateSignal(s)
 	}
 }
+
+func TestTruncate(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"héllo", 2, "h"},
+		{"héllo", 3, "hé"},
+		{"héllo", 10, "héllo"},
+		{"é", 1, ""},
+	} {
+		if got := Truncate(tc.in, tc.n); got != tc.want {
+			t.Errorf("Truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}

@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -243,7 +242,7 @@ func (r *REST) toSignal(a *signals.Alert) (signals.Signal, string) {
 		Source:         Source,
 		Name:           a.Labels["alertname"],
 		Severity:       a.Labels["severity"],
-		Description:    truncate(firstOf(a.Annotations, "description", "summary", "message"), validation.MaxDescriptionLength),
+		Description:    validation.Truncate(firstOf(a.Annotations, "description", "summary", "message"), validation.MaxDescriptionLength),
 		Status:         status,
 		Labels:         bounded(a.Labels, validation.MaxLabelsSize),
 		Annotations:    bounded(a.Annotations, validation.MaxAnnotationsSize),
@@ -319,15 +318,4 @@ func firstOf(m map[string]string, keys ...string) string {
 		}
 	}
 	return ""
-}
-
-// truncate cuts s to at most n bytes without splitting a character.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

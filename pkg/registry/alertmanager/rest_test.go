@@ -230,7 +230,4 @@ func TestBounded(t *testing.T) {
 	if got := bounded(map[string]string{"a": "12345", "b": "1", "c": "123"}, 8); len(got) != 2 || got["a"] == "" || got["c"] != "" {
 		t.Errorf("bounded = %v, want a and b", got)
 	}
-	if got := truncate("héllo", 2); got != "h" {
-		t.Errorf("truncate = %q", got)
-	}
 }

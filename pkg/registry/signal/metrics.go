@@ -28,7 +28,7 @@ var (
 	signalsTotal = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace:      "signal_apiserver",
 		Name:           "signals_total",
-		Help:           "Signals by source and outcome: created, deduplicated, resolved, rejected (4xx), failed (5xx). Sources beyond the first 64 seen are counted as 'other'.",
+		Help:           "Signals by source and outcome: created, deduplicated, alreadycounted (idempotency key counted before), resolved, rejected (4xx), failed (5xx). Sources beyond the first 64 seen are counted as 'other'.",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"source", "outcome"})
 	intakeDuration = metrics.NewHistogramVec(&metrics.HistogramOpts{

@@ -26,7 +26,7 @@ import (
 )
 
 // OutcomeAnnotation is set on the RemediationRequest returned for a signal,
-// never stored: Created, Deduplicated or Resolved.
+// never stored: Created, Deduplicated, AlreadyCounted or Resolved.
 const OutcomeAnnotation = "signals.remediation.io/outcome"
 
 // OwnerResolutionAnnotation is set on a RemediationRequest created for a
@@ -127,7 +127,7 @@ func (r *REST) create(ctx context.Context, sig *signals.Signal, createValidation
 			return nil, err
 		}
 	}
-	signal := r.toDedup(ctx, sig, dryrun.IsDryRun(options.DryRun))
+	signal := r.ToDedup(ctx, sig, dryrun.IsDryRun(options.DryRun))
 	res, err := r.dedup.Submit(ctx, signal)
 	if err != nil {
 		return nil, toAPIError(err, signal)
@@ -135,19 +135,15 @@ func (r *REST) create(ctx context.Context, sig *signals.Signal, createValidation
 	return res, nil
 }
 
-// ToDedup converts a validated Signal into the engine's Signal, as Create
-// does; the Alertmanager storage converts each alert through it.
-func (r *REST) ToDedup(ctx context.Context, sig *signals.Signal, dryRun bool) dedup.Signal {
-	return r.toDedup(ctx, sig, dryRun)
-}
-
 // ToAPIError is the error a client sees for an engine error of s.
 func (r *REST) ToAPIError(err error, s dedup.Signal) error { return toAPIError(err, s) }
 
-// toDedup converts a validated signal. A signal without its own fingerprint
-// is fingerprinted by its target's top-level controller; dry-run resolves
-// too, so it answers with the RemediationRequest a real signal would find.
-func (r *REST) toDedup(ctx context.Context, sig *signals.Signal, dryRun bool) dedup.Signal {
+// ToDedup converts a validated signal into the engine's; the Alertmanager
+// storage converts each alert through it too. A signal without its own
+// fingerprint is fingerprinted by its target's top-level controller; dry-run
+// resolves too, so it answers with the RemediationRequest a real signal
+// would find.
+func (r *REST) ToDedup(ctx context.Context, sig *signals.Signal, dryRun bool) dedup.Signal {
 	now := metav1.NewTime(r.opts.Now())
 	spec := &sig.Spec
 	firing := now
@@ -243,8 +239,10 @@ func toAPIError(err error, s dedup.Signal) error {
 			return serviceUnavailable(err)
 		}
 	}
-	// kube-apiserver restarting or unreachable: the signal was not counted
-	// by this attempt's failed request, and a retry will likely succeed.
+	// kube-apiserver restarting or unreachable: a retry will likely
+	// succeed. A write cut off this way may have landed, so the signal may
+	// be counted already (docs/dedup.md: acknowledged <= count <= sent);
+	// an idempotency key makes the retry safe.
 	if utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err) || utilnet.IsProbableEOF(err) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return serviceUnavailable(err)
