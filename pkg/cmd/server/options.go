@@ -177,7 +177,7 @@ func (o *Options) Config() (*apiserver.Config, error) {
 		return nil, err
 	}
 	if serverConfig.Authentication.Authenticator != nil {
-		serverConfig.Authentication.Authenticator = healthOnlyAnonymous(serverConfig.Authentication.Authenticator)
+		serverConfig.Authentication.Authenticator = healthOnlyAnonymous(cacheFrontProxyVerifications(serverConfig.Authentication))
 	}
 	// kube-apiserver's aggregator authenticates with its front-proxy
 	// certificate: accept connections once that can be verified.
