@@ -79,7 +79,8 @@ func (c completedConfig) New() (*Server, error) {
 		return nil, err
 	}
 
-	factory := externalversions.NewSharedInformerFactory(c.ExtraConfig.Client, 0) // no resyncs: the engine only reads the cache
+	factory := externalversions.NewSharedInformerFactoryWithOptions(c.ExtraConfig.Client, 0, // no resyncs: the engine only reads the cache
+		externalversions.WithTransform(dedup.StripForCache))
 	informer := factory.Remediation().V1alpha1().RemediationRequests().Informer()
 	rrCache, err := dedup.NewInformerCache(informer)
 	if err != nil {

@@ -73,7 +73,7 @@ func realisticRR(i int) *remediationv1alpha1.RemediationRequest {
 // filledCache returns the cache the server uses, over an informer of
 // RemediationRequests whose store holds n of them, and the heap the store
 // holds. The objects go into the informer's indexer as its reflector would
-// put them there; no reflector runs.
+// put them there, through the server's transform; no reflector runs.
 func filledCache(b *testing.B, n int) (Cache, uint64) {
 	var before goruntime.MemStats
 	goruntime.GC()
@@ -86,7 +86,12 @@ func filledCache(b *testing.B, n int) (Cache, uint64) {
 		b.Fatal(err)
 	}
 	for i := range n {
-		if err := informer.GetIndexer().Add(realisticRR(i)); err != nil {
+		// Transformed as the server's informer transforms what it lists.
+		obj, err := StripForCache(realisticRR(i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := informer.GetIndexer().Add(obj); err != nil {
 			b.Fatal(err)
 		}
 	}
