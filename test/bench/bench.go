@@ -13,6 +13,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -74,12 +75,19 @@ type Options struct {
 	// Out receives the table and the targets; Log the progress.
 	Out io.Writer
 	Log io.Writer
+	// CPUProfile, if set, is where a CPU profile of signal-apiserver (the
+	// first replica) taken during row CPUProfileRow ("scenario/contender")
+	// goes; it lasts CPUProfileSeconds.
+	CPUProfile        string
+	CPUProfileRow     string
+	CPUProfileSeconds int
 }
 
 // Run starts a control plane and one signal-apiserver, runs the selected
-// scenarios and contenders, prints the table and the targets, writes the
-// JSON, and stops everything. It returns ErrChecksFailed, after all of that,
-// if signal-apiserver answered wrongly.
+// scenarios and contenders, then the rows of two replicas with a second
+// signal-apiserver, prints the table and the targets, writes the JSON, and
+// stops everything. It returns ErrChecksFailed, after all of that, if
+// signal-apiserver answered wrongly.
 func Run(ctx context.Context, o Options) (retErr error) {
 	scenarios, contenders, err := o.selection()
 	if err != nil {
@@ -87,19 +95,34 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	}
 	began := time.Now()
 	loadBefore := loadAverage()
+	// Requests reach signal-apiserver as they do in a cluster: through a
+	// Service whose endpoints the aggregator picks from, which needs an
+	// address outside the loopback range. Without one, through an
+	// ExternalName Service for localhost, and with one replica only.
+	_, hostIPErr := controlplane.HostIP()
+	routing := hostIPErr == nil
+	var serverArgs []string
+	if routing {
+		serverArgs = append(serverArgs, "--bind-address=0.0.0.0")
+	}
 	fmt.Fprintf(o.Log, "starting etcd, kube-apiserver and signal-apiserver (state and logs in %s)\n", o.StateDir)
 	cp, err := controlplane.Start(ctx, controlplane.Options{
-		BinDir: o.BinDir, StateDir: o.StateDir, ServerBinary: o.ServerBinary, RepoRoot: o.RepoRoot,
+		BinDir: o.BinDir, StateDir: o.StateDir, ServerBinary: o.ServerBinary, RepoRoot: o.RepoRoot, AggregatorRouting: routing,
 	})
 	if err != nil {
 		return err
 	}
 	defer func() { retErr = errors.Join(retErr, cp.Stop()) }()
-	server, err := cp.StartServer(ctx, "signal-apiserver")
+	server, err := cp.StartServer(ctx, "signal-apiserver", serverArgs...)
 	if err != nil {
 		return err
 	}
-	if err := cp.RegisterAPIService(ctx, server); err != nil {
+	if routing {
+		err = cp.RegisterAPIServiceEndpoints(ctx, server)
+	} else {
+		err = cp.RegisterAPIService(ctx, server)
+	}
+	if err != nil {
 		return err
 	}
 
@@ -118,10 +141,11 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	if err != nil {
 		return err
 	}
-	b := &bench{opts: o, core: core, admin: adminSignals, cpu: cpu}
-	results := &Results{Machine: machineInfo(core.Discovery()), Scale: o.Scale, Warmup: o.Warmup, Failures: []string{}}
+	b := &bench{opts: o, cp: cp, replicas: []*controlplane.Server{server}, core: core, admin: adminSignals, cpu: cpu}
+	results := &Results{Machine: machineInfo(core.Discovery()), Scale: o.Scale, Warmup: o.Warmup, Failures: []string{}, Notes: []string{}}
 	results.Machine.LoadAverageBefore = loadBefore
-	results.Machine.EtcdArgs = cmdline(cpu.pids["etcd"])
+	results.Machine.EtcdArgs = cmdline(cpu.pids["etcd"][0])
+	results.Machine.AggregatorRouting = routing
 
 	for _, name := range contenders {
 		cs, httpClient, err := newClientset(cp.RESTConfig())
@@ -140,20 +164,50 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		}
 	}()
 
+	record := func(row Row) {
+		fmt.Fprintf(o.Log, "%s/%s: %d requests, %d errors, %.2fs, %.0f req/s\n",
+			row.Scenario, row.Contender, row.Requests, row.Errors, row.DurationSeconds, row.Throughput)
+		results.Rows = append(results.Rows, row)
+		results.Failures = append(results.Failures, checkRow(row)...)
+	}
+	var twoReplicas []Scenario
 	for _, s := range scenarios {
 		for _, c := range b.contenders {
+			if !runsIn(c.name, s) {
+				continue
+			}
+			if c.name == SignalAPIServerX2 {
+				twoReplicas = append(twoReplicas, s)
+				continue
+			}
 			row, err := b.runRow(ctx, s, c)
 			if err != nil {
 				return fmt.Errorf("%s/%s: %w", s.Name, c.name, err)
 			}
-			fmt.Fprintf(o.Log, "%s/%s: %d requests, %d errors, %.2fs, %.0f req/s\n",
-				row.Scenario, row.Contender, row.Requests, row.Errors, row.DurationSeconds, row.Throughput)
-			results.Rows = append(results.Rows, row)
-			results.Failures = append(results.Failures, checkRow(row)...)
+			record(row)
 		}
 	}
+	if len(twoReplicas) > 0 {
+		if !routing {
+			results.Notes = append(results.Notes, fmt.Sprintf("%s rows skipped: the aggregator spreads over replicas through EndpointSlices, which need an address outside the loopback range (%v)", SignalAPIServerX2, hostIPErr))
+		} else {
+			if err := b.addReplica(ctx, serverArgs); err != nil {
+				return err
+			}
+			c := b.contender(SignalAPIServerX2)
+			for _, s := range twoReplicas {
+				row, err := b.runRow(ctx, s, c)
+				if err != nil {
+					return fmt.Errorf("%s/%s: %w", s.Name, c.name, err)
+				}
+				record(row)
+			}
+		}
+	}
+	sortRows(results.Rows)
 	results.Machine.LoadAverageAfter = loadAverage()
-	results.Targets = evaluateTargets(results.Rows)
+	results.FreshBound = freshBound(results.Rows)
+	results.Targets = evaluateTargets(results.Rows, results.FreshBound)
 	results.DurationSeconds = time.Since(began).Seconds()
 	return report(o, results)
 }
@@ -168,8 +222,8 @@ func report(o Options, results *Results) error {
 	if err := printTable(o.Out, results.Rows); err != nil {
 		return err
 	}
-	fmt.Fprintln(o.Out, "\n(LIST..PATCH: kube-apiserver requests for remediationrequests per signal; lost = 2xx - sum of counts; extra = RRs - fingerprints)")
-	printNotes(o.Out, results.Rows)
+	fmt.Fprintln(o.Out, "\n(LIST..PATCH: kube-apiserver requests for remediationrequests per signal; 409: status updates refused for a stale resourceVersion, per signal; lost = 2xx - sum of counts; extra = RRs - fingerprints; status B: JSON bytes of an RR's status)")
+	printNotes(o.Out, results)
 	fmt.Fprintln(o.Out, "\nwhere the time goes: CPU ms per signal by process (bench: the clients); share of all CPUs used by these, by other processes and stolen by the hypervisor; kube-apiserver's mean ms per remediationrequests request")
 	if err := printTimeTable(o.Out, results.Rows); err != nil {
 		return err
@@ -221,11 +275,23 @@ func (o Options) selection() ([]Scenario, []string, error) {
 }
 
 type bench struct {
-	opts       Options
+	opts Options
+	cp   *controlplane.ControlPlane
+	// replicas are the signal-apiserver processes behind the APIService.
+	replicas   []*controlplane.Server
 	core       kubernetes.Interface
 	admin      versioned.Interface
 	cpu        *cpuMeter
 	contenders []namedContender
+}
+
+func (b *bench) contender(name string) namedContender {
+	for _, c := range b.contenders {
+		if c.name == name {
+			return c
+		}
+	}
+	return namedContender{}
 }
 
 type namedContender struct {
@@ -257,26 +323,53 @@ func newClientset(cfg *rest.Config) (versioned.Interface, *http.Client, error) {
 // runRow warms c up, then measures it on scenario s.
 func (b *bench) runRow(ctx context.Context, s Scenario, c namedContender) (Row, error) {
 	namespace := "bench-" + s.Name + "-" + c.name
+	prep, _ := c.contender.(preparer)
 	if b.opts.Warmup > 0 {
 		warmup := Scenario{
 			Name:         s.Name,
 			Signals:      b.opts.Warmup,
 			Fingerprints: min(s.Fingerprints, b.opts.Warmup),
 			Concurrency:  min(s.Concurrency, b.opts.Warmup),
+			Keyed:        s.Keyed,
 		}
 		if err := b.createNamespace(ctx, namespace+"-warmup"); err != nil {
 			return Row{}, err
 		}
-		drive(ctx, newWorkload(warmup, namespace+"-warmup"), c.contender)
+		w := newWorkload(warmup, namespace+"-warmup")
+		if prep != nil {
+			if err := prep.prepare(ctx, w); err != nil {
+				return Row{}, err
+			}
+		}
+		drive(ctx, w, c.contender)
 	}
 	if err := b.createNamespace(ctx, namespace); err != nil {
 		return Row{}, err
 	}
 	w := newWorkload(s, namespace)
+	if prep != nil {
+		if err := prep.prepare(ctx, w); err != nil {
+			return Row{}, err
+		}
+	}
+	var prefilled int
+	if s.Prefill > 0 && !isLimit(c.name) {
+		stats := drive(ctx, w.prefill(), c.contender)
+		if stats.errors > 0 {
+			return Row{}, fmt.Errorf("%d of %d signals filling the key window failed, e.g.: %s", stats.errors, s.Prefill, strings.Join(stats.errorSamples, " | "))
+		}
+		prefilled = stats.ok
+	}
 
 	before, err := scrapeRequestMetrics(ctx, b.core.Discovery().RESTClient())
 	if err != nil {
 		return Row{}, err
+	}
+	var replicasBefore []float64
+	if isSignalAPIServer(c.name) {
+		if replicasBefore, err = b.replicaSignals(ctx); err != nil {
+			return Row{}, err
+		}
 	}
 	cpuBefore, err := b.cpu.read()
 	if err != nil {
@@ -286,6 +379,7 @@ func (b *bench) runRow(ctx context.Context, s Scenario, c namedContender) (Row, 
 	if err != nil {
 		return Row{}, err
 	}
+	profile := b.startProfile(ctx, s.Name+"/"+c.name)
 	stats := drive(ctx, w, c.contender)
 	machineAfter, err := readMachineCPU()
 	if err != nil {
@@ -293,6 +387,9 @@ func (b *bench) runRow(ctx context.Context, s Scenario, c namedContender) (Row, 
 	}
 	cpuAfter, err := b.cpu.read()
 	if err != nil {
+		return Row{}, err
+	}
+	if err := profile(); err != nil {
 		return Row{}, err
 	}
 	// Every answer is complete, so kube-apiserver has counted every request
@@ -314,51 +411,71 @@ func (b *bench) runRow(ctx context.Context, s Scenario, c namedContender) (Row, 
 		perSignal[verb] = delta[verb] / float64(s.Signals)
 	}
 	row := Row{
-		Scenario:         s.Name,
-		Contender:        c.name,
-		Namespace:        namespace,
-		Requests:         s.Signals,
-		Fingerprints:     s.Fingerprints,
-		Concurrency:      s.Concurrency,
-		OK:               stats.ok,
-		Errors:           stats.errors,
-		ErrorSamples:     stats.errorSamples,
-		AlreadyExists:    stats.alreadyExists,
-		Swallowed:        stats.swallowed,
-		SwallowedSamples: stats.swallowedSamples,
-		DurationSeconds:  stats.duration.Seconds(),
-		Throughput:       float64(s.Signals) / stats.duration.Seconds(),
-		LatencyMS:        summarize(stats.latencies),
-		APIRequests:      delta,
-		PerSignal:        perSignal,
-		APILatencyMS:     metrics.MeanMilliseconds(),
-		CPU:              cpu,
-		CPUBusy:          cpu.Total() / capacity,
-		OtherCPU:         (machineAfter.Busy - machineBefore.Busy - cpu.Total()) / capacity,
-		Steal:            (machineAfter.Steal - machineBefore.Steal) / capacity,
+		Scenario:           s.Name,
+		Contender:          c.name,
+		Namespace:          namespace,
+		Requests:           s.Signals,
+		Fingerprints:       s.Fingerprints,
+		Concurrency:        s.Concurrency,
+		OK:                 stats.ok,
+		Errors:             stats.errors,
+		ErrorSamples:       stats.errorSamples,
+		AlreadyExists:      stats.alreadyExists,
+		Swallowed:          stats.swallowed,
+		SwallowedSamples:   stats.swallowedSamples,
+		DurationSeconds:    stats.duration.Seconds(),
+		Throughput:         float64(s.Signals) / stats.duration.Seconds(),
+		LatencyMS:          summarize(stats.latencies),
+		APIRequests:        delta,
+		PerSignal:          perSignal,
+		ConflictsPerSignal: metrics.Conflicts["UPDATE"] / float64(s.Signals),
+		APILatencyMS:       metrics.MeanMilliseconds(),
+		CPU:                cpu,
+		CPUBusy:            cpu.Total() / capacity,
+		OtherCPU:           (machineAfter.Busy - machineBefore.Busy - cpu.Total()) / capacity,
+		Steal:              (machineAfter.Steal - machineBefore.Steal) / capacity,
+	}
+	if replicasBefore != nil {
+		replicasAfter, err := b.replicaSignals(ctx)
+		if err != nil {
+			return Row{}, err
+		}
+		for i := range replicasAfter {
+			row.ReplicaSignals = append(row.ReplicaSignals, replicasAfter[i]-replicasBefore[i])
+		}
 	}
 	if !isLimit(c.name) {
-		if row.Dedup, err = b.dedup(ctx, namespace, s.Fingerprints, stats.ok); err != nil {
+		if row.Dedup, err = b.dedup(ctx, namespace, s.Fingerprints, stats.ok, prefilled); err != nil {
 			return Row{}, err
 		}
 	}
 	return row, nil
 }
 
-// dedup counts the RemediationRequests of namespace and their counts.
-func (b *bench) dedup(ctx context.Context, namespace string, expected, ok int) (*Dedup, error) {
+// dedup counts the RemediationRequests of namespace and their counts;
+// prefilled signals were counted before the row.
+func (b *bench) dedup(ctx context.Context, namespace string, expected, ok, prefilled int) (*Dedup, error) {
 	list, err := b.admin.RemediationV1alpha1().RemediationRequests(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("listing RemediationRequests in %s: %w", namespace, err)
 	}
-	d := &Dedup{Expected: expected, RRs: len(list.Items)}
+	d := &Dedup{Expected: expected, RRs: len(list.Items), Prefilled: int64(prefilled)}
+	var statusBytes int
 	for _, rr := range list.Items {
 		if rr.Status.Deduplication != nil {
 			d.SumCounts += rr.Status.Deduplication.OccurrenceCount
 		}
+		status, err := json.Marshal(rr.Status)
+		if err != nil {
+			return nil, err
+		}
+		statusBytes += len(status)
+	}
+	if d.RRs > 0 {
+		d.StatusBytes = float64(statusBytes) / float64(d.RRs)
 	}
 	d.ExtraRRs = d.RRs - d.Expected
-	d.LostCounts = int64(ok) - d.SumCounts
+	d.LostCounts = int64(ok) + d.Prefilled - d.SumCounts
 	return d, nil
 }
 

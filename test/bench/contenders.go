@@ -13,19 +13,53 @@ import (
 
 // The contenders, in the order they run in each scenario.
 const (
-	LimitAggregation = "limit-aggregation"
-	LimitCreate      = "limit-create"
-	Baseline         = "baseline"
-	SignalAPIServer  = "signal-apiserver"
+	LimitAggregation  = "limit-aggregation"
+	LimitCreate       = "limit-create"
+	LimitStatusUpdate = "limit-status-update"
+	Baseline          = "baseline"
+	SignalAPIServer   = "signal-apiserver"
+	// SignalAPIServerX2 is signal-apiserver with two replicas behind the
+	// APIService's Service, as the default install runs it. Its rows run
+	// last, after a second replica has started.
+	SignalAPIServerX2 = "signal-apiserver-x2"
 )
 
 // Contenders lists the contenders in run order.
-var Contenders = []string{LimitAggregation, LimitCreate, Baseline, SignalAPIServer}
+var Contenders = []string{LimitAggregation, LimitCreate, LimitStatusUpdate, Baseline, SignalAPIServer, SignalAPIServerX2}
 
 // isLimit tells the reference rows, which deduplicate nothing, from the
 // intakes.
 func isLimit(contender string) bool {
-	return contender == LimitAggregation || contender == LimitCreate
+	return contender == LimitAggregation || contender == LimitCreate || contender == LimitStatusUpdate
+}
+
+// isSignalAPIServer tells the product's rows, which must answer correctly,
+// from the others.
+func isSignalAPIServer(contender string) bool {
+	return contender == SignalAPIServer || contender == SignalAPIServerX2
+}
+
+// runsIn reports whether contender has a row in scenario s. Status updates
+// are the floor of spread and, with creates, bound fresh; a storm of them
+// would only queue on one RemediationRequest. Two replicas count a storm;
+// a keyed storm compares signal-apiserver with itself in storm.
+func runsIn(contender string, s Scenario) bool {
+	switch contender {
+	case LimitStatusUpdate:
+		return s.Name == "spread" || s.Name == "fresh"
+	case SignalAPIServerX2:
+		return s.Name == "storm"
+	}
+	if s.Keyed {
+		return contender == SignalAPIServer
+	}
+	return true
+}
+
+// preparer is a contender that sets up the namespace of a workload before
+// it runs, unmeasured.
+type preparer interface {
+	prepare(ctx context.Context, w *workload) error
 }
 
 // result is the outcome of one request.
@@ -52,7 +86,9 @@ func newContender(name string, cs versioned.Interface) (contender, error) {
 		return limitCreate{cs}, nil
 	case Baseline:
 		return baseline{cs}, nil
-	case SignalAPIServer:
+	case LimitStatusUpdate:
+		return &limitStatusUpdate{cs: cs}, nil
+	case SignalAPIServer, SignalAPIServerX2:
 		return signalAPIServer{cs}, nil
 	}
 	return nil, fmt.Errorf("unknown contender %q", name)

@@ -40,7 +40,9 @@ func (c CPUSeconds) Total() float64 {
 // this process's children (so that another control plane on the machine is
 // never measured), and of this process.
 type cpuMeter struct {
-	pids map[string]int
+	// pids are the processes of each role: one, but a replica per
+	// signal-apiserver process.
+	pids map[string][]int
 }
 
 // newCPUMeter finds the children of this process whose executables are
@@ -52,7 +54,7 @@ func newCPUMeter(serverBinary string) (*cpuMeter, error) {
 		"etcd":                      "etcd",
 		filepath.Base(serverBinary): "signal-apiserver",
 	}
-	m := &cpuMeter{pids: map[string]int{"bench": os.Getpid()}}
+	m := &cpuMeter{pids: map[string][]int{"bench": {os.Getpid()}}}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, err
@@ -74,7 +76,7 @@ func newCPUMeter(serverBinary string) (*cpuMeter, error) {
 			continue
 		}
 		if role, ok := names[filepath.Base(exe)]; ok {
-			m.pids[role] = pid
+			m.pids[role] = append(m.pids[role], pid)
 		}
 	}
 	for _, p := range processes {
@@ -85,19 +87,26 @@ func newCPUMeter(serverBinary string) (*cpuMeter, error) {
 	return m, nil
 }
 
-// read returns the CPU time each process used so far.
+// add measures one more process in role, such as a second replica.
+func (m *cpuMeter) add(role string, pid int) {
+	m.pids[role] = append(m.pids[role], pid)
+}
+
+// read returns the CPU time the processes of each role used so far.
 func (m *cpuMeter) read() (CPUSeconds, error) {
 	out := CPUSeconds{}
-	for role, pid := range m.pids {
-		fields, err := statFields(pid)
-		if err != nil {
-			return nil, err
+	for role, pids := range m.pids {
+		for _, pid := range pids {
+			fields, err := statFields(pid)
+			if err != nil {
+				return nil, err
+			}
+			s, err := cpuFromStat(fields)
+			if err != nil {
+				return nil, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+			}
+			out[role] += s
 		}
-		s, err := cpuFromStat(fields)
-		if err != nil {
-			return nil, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-		}
-		out[role] = s
 	}
 	return out, nil
 }

@@ -28,6 +28,10 @@ type Machine struct {
 	// after the last row: other work on the machine skews every number.
 	LoadAverageBefore string `json:"loadAverageBefore"`
 	LoadAverageAfter  string `json:"loadAverageAfter"`
+	// AggregatorRouting says kube-apiserver's aggregator reached
+	// signal-apiserver through the endpoints of its Service, chosen per
+	// request; else through an ExternalName Service for localhost.
+	AggregatorRouting bool `json:"aggregatorRouting"`
 }
 
 func machineInfo(disco discovery.ServerVersionInterface) Machine {

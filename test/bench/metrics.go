@@ -53,14 +53,18 @@ type requestMetrics struct {
 	// arrival to their answer.
 	Seconds VerbCounts
 	Timed   VerbCounts
+	// Conflicts are the requests answered 409 Conflict, by verb: for
+	// UPDATE a stale resourceVersion, for CREATE AlreadyExists.
+	Conflicts VerbCounts
 }
 
 // Sub returns m - before.
 func (m requestMetrics) Sub(before requestMetrics) requestMetrics {
 	return requestMetrics{
-		Requests: m.Requests.Sub(before.Requests),
-		Seconds:  m.Seconds.Sub(before.Seconds),
-		Timed:    m.Timed.Sub(before.Timed),
+		Requests:  m.Requests.Sub(before.Requests),
+		Seconds:   m.Seconds.Sub(before.Seconds),
+		Timed:     m.Timed.Sub(before.Timed),
+		Conflicts: m.Conflicts.Sub(before.Conflicts),
 	}
 }
 
@@ -83,7 +87,7 @@ func (m requestMetrics) MeanMilliseconds() VerbCounts {
 // built-in resources with the HTTP method (POST, PUT, APPLY): both are
 // folded into the RBAC verbs, server-side apply into PATCH.
 func parseRequestMetrics(r io.Reader, group, resource string) (requestMetrics, error) {
-	m := requestMetrics{Requests: VerbCounts{}, Seconds: VerbCounts{}, Timed: VerbCounts{}}
+	m := requestMetrics{Requests: VerbCounts{}, Seconds: VerbCounts{}, Timed: VerbCounts{}, Conflicts: VerbCounts{}}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(r)
 	if err != nil {
@@ -104,6 +108,9 @@ func parseRequestMetrics(r io.Reader, group, resource string) (requestMetrics, e
 			verb := normalizeVerb(labels["verb"])
 			if name == requestTotal {
 				m.Requests[verb] += metric.GetCounter().GetValue()
+				if labels["code"] == "409" {
+					m.Conflicts[verb] += metric.GetCounter().GetValue()
+				}
 			} else {
 				m.Seconds[verb] += metric.GetHistogram().GetSampleSum()
 				m.Timed[verb] += float64(metric.GetHistogram().GetSampleCount())

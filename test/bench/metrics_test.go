@@ -73,6 +73,7 @@ func TestParseRequestMetricsDuration(t *testing.T) {
 	assertCounts(t, got.Seconds, VerbCounts{"CREATE": 0.5})
 	assertCounts(t, got.Timed, VerbCounts{"CREATE": 8})
 	assertCounts(t, got.MeanMilliseconds(), VerbCounts{"CREATE": 62.5})
+	assertCounts(t, got.Conflicts, VerbCounts{"CREATE": 3, "UPDATE": 7})
 }
 
 func TestParseRequestMetricsRejectsGarbage(t *testing.T) {
@@ -105,6 +106,7 @@ func TestRequestDelta(t *testing.T) {
 	}
 	metrics := after.Sub(before)
 	assertCounts(t, metrics.MeanMilliseconds(), VerbCounts{"CREATE": 500})
+	assertCounts(t, metrics.Conflicts, VerbCounts{"CREATE": 0, "UPDATE": 3})
 	delta := metrics.Requests
 	assertCounts(t, delta, VerbCounts{"LIST": 1, "GET": 0, "CREATE": 1, "UPDATE": 20, "WATCH": 0, "PATCH": 2})
 	if got, want := delta.Writes(), 23.0; got != want {

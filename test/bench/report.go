@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -16,11 +18,28 @@ type Results struct {
 	// Scale is the factor the scenarios were scaled by.
 	Scale float64 `json:"scale"`
 	// Warmup is how many unmeasured requests preceded each row.
-	Warmup          int      `json:"warmup"`
-	Rows            []Row    `json:"rows"`
+	Warmup int   `json:"warmup"`
+	Rows   []Row `json:"rows"`
+	// FreshBound is the throughput fresh could reach with the writes a new
+	// RemediationRequest costs; nil without the rows it is computed from.
+	FreshBound      *Bound   `json:"freshBound,omitempty"`
 	Targets         []Target `json:"targets"`
 	Failures        []string `json:"failures"`
+	Notes           []string `json:"notes"`
 	DurationSeconds float64  `json:"durationSeconds"`
+}
+
+// Bound is the most signals per second that fresh could take if a new
+// RemediationRequest cost nothing but its writes: CreatesPerNewRR creates at
+// the rate of limit-create and StatusUpdatesPerNewRR status updates at the
+// rate of limit-status-update, both measured in fresh, one after the other
+// on the same machine.
+type Bound struct {
+	CreatesPerNewRR       float64 `json:"createsPerNewRR"`
+	StatusUpdatesPerNewRR float64 `json:"statusUpdatesPerNewRR"`
+	CreateRate            float64 `json:"createRate"`
+	StatusUpdateRate      float64 `json:"statusUpdateRate"`
+	Throughput            float64 `json:"throughput"`
 }
 
 // Row is one contender in one scenario.
@@ -51,6 +70,12 @@ type Row struct {
 	// apiserver_request_total; PerSignal divides them by Requests.
 	APIRequests VerbCounts `json:"apiRequests"`
 	PerSignal   VerbCounts `json:"apiRequestsPerSignal"`
+	// ConflictsPerSignal is kube-apiserver's UPDATEs of remediationrequests
+	// answered 409 Conflict (a stale resourceVersion) per signal.
+	ConflictsPerSignal float64 `json:"statusConflictsPerSignal"`
+	// ReplicaSignals is how many signals each signal-apiserver replica
+	// answered during the row.
+	ReplicaSignals []float64 `json:"replicaSignals,omitempty"`
 	// APILatencyMS is kube-apiserver's mean time per remediationrequests
 	// request, by verb, in milliseconds (apiserver_request_duration_seconds).
 	APILatencyMS VerbCounts `json:"apiLatencyMs"`
@@ -77,8 +102,14 @@ type Dedup struct {
 	ExtraRRs int `json:"extraRRs"`
 	// SumCounts is the sum of status.deduplication.occurrenceCount.
 	SumCounts int64 `json:"sumOccurrenceCount"`
-	// LostCounts is OK - SumCounts; negative means counted twice.
+	// Prefilled is the signals counted before the row (Scenario.Prefill).
+	Prefilled int64 `json:"prefilled,omitempty"`
+	// LostCounts is OK + Prefilled - SumCounts; negative means counted
+	// twice.
 	LostCounts int64 `json:"lostCounts"`
+	// StatusBytes is the mean size of a RemediationRequest's status in
+	// JSON after the row: what every status write carries.
+	StatusBytes float64 `json:"statusBytes"`
 }
 
 // Target is one goal of the issue and how the run fared.
@@ -94,7 +125,7 @@ type Target struct {
 // checkRow returns why a signal-apiserver row is wrong, if it is. Other
 // contenders are reported as they come.
 func checkRow(r Row) []string {
-	if r.Contender != SignalAPIServer {
+	if !isSignalAPIServer(r.Contender) {
 		return nil
 	}
 	var failures []string
@@ -106,70 +137,130 @@ func checkRow(r Row) []string {
 		if d.RRs != d.Expected {
 			failures = append(failures, fmt.Sprintf("%s%d RemediationRequests, want %d", prefix, d.RRs, d.Expected))
 		}
-		if d.SumCounts != int64(r.OK) {
-			failures = append(failures, fmt.Sprintf("%soccurrenceCounts sum to %d, want %d (the 2xx answers)", prefix, d.SumCounts, r.OK))
+		if want := int64(r.OK) + d.Prefilled; d.SumCounts != want {
+			failures = append(failures, fmt.Sprintf("%soccurrenceCounts sum to %d, want %d (the 2xx answers)", prefix, d.SumCounts, want))
 		}
+	}
+	if r.Contender == SignalAPIServerX2 && slices.Contains(r.ReplicaSignals, 0) {
+		failures = append(failures, fmt.Sprintf("%sa replica answered no signal: %v", prefix, r.ReplicaSignals))
 	}
 	return failures
 }
 
-// evaluateTargets computes the ratios the issue sets goals for, from the
-// rows there are.
-func evaluateTargets(rows []Row) []Target {
-	find := func(scenario, contender string) *Row {
-		for i := range rows {
-			if rows[i].Scenario == scenario && rows[i].Contender == contender {
-				return &rows[i]
-			}
+// sortRows orders rows by scenario, then by contender, as Scenarios and
+// Contenders list them.
+func sortRows(rows []Row) {
+	scenario := func(name string) int {
+		return slices.IndexFunc(Scenarios, func(s Scenario) bool { return s.Name == name })
+	}
+	slices.SortStableFunc(rows, func(a, b Row) int {
+		if c := cmp.Compare(scenario(a.Scenario), scenario(b.Scenario)); c != 0 {
+			return c
 		}
+		return cmp.Compare(slices.Index(Contenders, a.Contender), slices.Index(Contenders, b.Contender))
+	})
+}
+
+func findRow(rows []Row, scenario, contender string) *Row {
+	for i := range rows {
+		if rows[i].Scenario == scenario && rows[i].Contender == contender {
+			return &rows[i]
+		}
+	}
+	return nil
+}
+
+// freshBound computes the Bound of fresh from its rows.
+func freshBound(rows []Row) *Bound {
+	sa, create, update := findRow(rows, "fresh", SignalAPIServer), findRow(rows, "fresh", LimitCreate), findRow(rows, "fresh", LimitStatusUpdate)
+	if sa == nil || create == nil || update == nil || create.Throughput == 0 || update.Throughput == 0 {
 		return nil
 	}
+	b := &Bound{
+		CreatesPerNewRR:       sa.PerSignal["CREATE"],
+		StatusUpdatesPerNewRR: sa.PerSignal["UPDATE"],
+		CreateRate:            create.Throughput,
+		StatusUpdateRate:      update.Throughput,
+	}
+	if seconds := b.CreatesPerNewRR/b.CreateRate + b.StatusUpdatesPerNewRR/b.StatusUpdateRate; seconds > 0 {
+		b.Throughput = 1 / seconds
+	}
+	return b
+}
+
+// evaluateTargets computes the ratios the issue sets goals for, from the
+// rows there are.
+func evaluateTargets(rows []Row, bound *Bound) []Target {
 	var targets []Target
-	throughputVs := func(scenario string, sa *Row, other string, goal float64) {
-		o := find(scenario, other)
-		if o == nil || o.Throughput == 0 {
-			return
-		}
-		v := sa.Throughput / o.Throughput
+	ratio := func(scenario, name string, value, goal float64) {
 		if goal < 1 {
-			targets = append(targets, Target{scenario, "throughput vs " + other, fmt.Sprintf(">= %.0f%%", goal*100), v, fmt.Sprintf("%.0f%%", v*100), v >= goal})
+			targets = append(targets, Target{scenario, name, fmt.Sprintf(">= %.0f%%", goal*100), value, fmt.Sprintf("%.0f%%", value*100), value >= goal})
 		} else {
-			targets = append(targets, Target{scenario, "throughput vs " + other, fmt.Sprintf(">= %.0fx", goal), v, fmt.Sprintf("%.1fx", v), v >= goal})
+			targets = append(targets, Target{scenario, name, fmt.Sprintf(">= %.0fx", goal), value, fmt.Sprintf("%.1fx", value), value >= goal})
 		}
 	}
-	exact := func(scenario string, sa *Row) {
+	throughputVs := func(sa *Row, contender string, goal float64) {
+		if o := findRow(rows, sa.Scenario, contender); o != nil && o.Throughput > 0 {
+			ratio(sa.Scenario, "throughput vs "+contender, sa.Throughput/o.Throughput, goal)
+		}
+	}
+	// perDuplicate sets goals for the writes and, unless readsAllowed, the
+	// reads per duplicate. Replicas that lose a write to each other read
+	// before they write again.
+	perDuplicate := func(sa *Row, maxWrites float64, readsAllowed bool) {
+		if d := sa.Dedup; d != nil && sa.OK > d.Expected {
+			duplicates := float64(sa.OK - d.Expected)
+			w := sa.APIRequests.Writes() / duplicates
+			targets = append(targets, Target{sa.Scenario, "writes (CREATE+UPDATE+PATCH) per duplicate", fmt.Sprintf("<= %g", maxWrites), w, fmt.Sprintf("%.3f", w), w <= maxWrites})
+			if !readsAllowed {
+				r := sa.APIRequests.Reads() / duplicates
+				targets = append(targets, Target{sa.Scenario, "reads (LIST+GET) per duplicate", "== 0", r, fmt.Sprintf("%.3f", r), r == 0})
+			}
+		}
+	}
+	exact := func(sa *Row) {
 		if sa.Dedup == nil {
 			return
 		}
 		d := sa.Dedup
 		targets = append(targets,
-			Target{scenario, "RemediationRequests", fmt.Sprintf("== %d", d.Expected), float64(d.RRs), fmt.Sprint(d.RRs), d.RRs == d.Expected},
-			Target{scenario, "lost counts (2xx - sum of counts)", "== 0", float64(d.LostCounts), fmt.Sprint(d.LostCounts), d.LostCounts == 0})
+			Target{sa.Scenario, "RemediationRequests", fmt.Sprintf("== %d", d.Expected), float64(d.RRs), fmt.Sprint(d.RRs), d.RRs == d.Expected},
+			Target{sa.Scenario, "lost counts (2xx - sum of counts)", "== 0", float64(d.LostCounts), fmt.Sprint(d.LostCounts), d.LostCounts == 0})
 	}
 
-	if sa := find("storm", SignalAPIServer); sa != nil {
-		throughputVs("storm", sa, Baseline, 10)
-		throughputVs("storm", sa, LimitAggregation, 0.5)
-		if d := sa.Dedup; d != nil && sa.OK > d.Expected {
-			duplicates := float64(sa.OK - d.Expected)
-			w := sa.APIRequests.Writes() / duplicates
-			r := sa.APIRequests.Reads() / duplicates
-			targets = append(targets,
-				Target{"storm", "writes (CREATE+UPDATE+PATCH) per duplicate", "<= 0.05", w, fmt.Sprintf("%.3f", w), w <= 0.05},
-				Target{"storm", "reads (LIST+GET) per duplicate", "== 0", r, fmt.Sprintf("%.3f", r), r == 0})
-		}
+	if sa := findRow(rows, "storm", SignalAPIServer); sa != nil {
+		throughputVs(sa, Baseline, 10)
+		throughputVs(sa, LimitAggregation, 0.85)
+		perDuplicate(sa, 0.05, false)
 		if sa.LatencyMS.P50 > 0 {
 			v := sa.LatencyMS.P99 / sa.LatencyMS.P50
 			targets = append(targets, Target{"storm", "p99/p50", "<= 3", v, fmt.Sprintf("%.2f", v), v <= 3})
 		}
-		exact("storm", sa)
+		exact(sa)
 	}
-	if sa := find("spread", SignalAPIServer); sa != nil {
-		throughputVs("spread", sa, Baseline, 5)
-		exact("spread", sa)
+	if x2 := findRow(rows, "storm", SignalAPIServerX2); x2 != nil {
+		if one := findRow(rows, "storm", SignalAPIServer); one != nil && one.Throughput > 0 {
+			ratio("storm", SignalAPIServerX2+" throughput vs 1 replica", x2.Throughput/one.Throughput, 0.9)
+		}
+		n := len(targets)
+		perDuplicate(x2, 0.1, true)
+		exact(x2)
+		for i := n; i < len(targets); i++ {
+			targets[i].Name = SignalAPIServerX2 + " " + targets[i].Name
+		}
 	}
-	if sa := find("fresh", SignalAPIServer); sa != nil {
-		throughputVs("fresh", sa, LimitCreate, 0.8)
+	if sa := findRow(rows, "keyed", SignalAPIServer); sa != nil {
+		exact(sa)
+	}
+	if sa := findRow(rows, "spread", SignalAPIServer); sa != nil {
+		throughputVs(sa, LimitStatusUpdate, 0.9)
+		exact(sa)
+	}
+	if sa := findRow(rows, "fresh", SignalAPIServer); sa != nil {
+		if bound != nil && bound.Throughput > 0 {
+			ratio("fresh", "throughput vs the bound of its writes", sa.Throughput/bound.Throughput, 0.9)
+		}
+		exact(sa)
 	}
 	return targets
 }
@@ -177,7 +268,7 @@ func evaluateTargets(rows []Row) []Target {
 // printTable writes the rows as an aligned table.
 func printTable(out io.Writer, rows []Row) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tcontender\treqs\t2xx\terrors\tdur s\treq/s\tp50 ms\tp95 ms\tp99 ms\tmax ms\tLIST/sig\tGET/sig\tCREATE/sig\tUPDATE/sig\tPATCH/sig\tRRs\tsum counts\tlost\textra RRs\t")
+	fmt.Fprintln(tw, "scenario\tcontender\treqs\t2xx\terrors\tdur s\treq/s\tp50 ms\tp95 ms\tp99 ms\tmax ms\tLIST/sig\tGET/sig\tCREATE/sig\tUPDATE/sig\tPATCH/sig\t409/sig\tRRs\tsum counts\tlost\textra RRs\tstatus B\t")
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.2f\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t",
 			r.Scenario, r.Contender, r.Requests, r.OK, r.Errors, r.DurationSeconds, r.Throughput,
@@ -185,10 +276,11 @@ func printTable(out io.Writer, rows []Row) error {
 		for _, verb := range Verbs {
 			fmt.Fprintf(tw, "%.3f\t", r.PerSignal[verb])
 		}
+		fmt.Fprintf(tw, "%.3f\t", r.ConflictsPerSignal)
 		if d := r.Dedup; d != nil {
-			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t\n", d.RRs, d.SumCounts, d.LostCounts, d.ExtraRRs)
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%.0f\t\n", d.RRs, d.SumCounts, d.LostCounts, d.ExtraRRs, d.StatusBytes)
 		} else {
-			fmt.Fprint(tw, "-\t-\t-\t-\t\n")
+			fmt.Fprint(tw, "-\t-\t-\t-\t-\t\n")
 		}
 	}
 	return tw.Flush()
@@ -225,9 +317,28 @@ func printTimeTable(out io.Writer, rows []Row) error {
 	return tw.Flush()
 }
 
-// printNotes writes what the table has no room for: errors and swallowed
-// errors, with samples.
-func printNotes(out io.Writer, rows []Row) {
+// printNotes writes what the table has no room for: the bound of fresh,
+// keyed next to storm, the replicas' shares, errors and swallowed errors,
+// with samples.
+func printNotes(out io.Writer, results *Results) {
+	rows := results.Rows
+	if b := results.FreshBound; b != nil {
+		fmt.Fprintf(out, "fresh: a new RR costs %.3f creates and %.3f status updates; at limit-create's %.0f/s and limit-status-update's %.0f/s that bounds fresh at %.0f/s\n",
+			b.CreatesPerNewRR, b.StatusUpdatesPerNewRR, b.CreateRate, b.StatusUpdateRate, b.Throughput)
+	}
+	storm, keyed := findRow(rows, "storm", SignalAPIServer), findRow(rows, "keyed", SignalAPIServer)
+	if storm != nil && keyed != nil && storm.Throughput > 0 && storm.Dedup != nil && keyed.Dedup != nil {
+		fmt.Fprintf(out, "keyed: %.0f/s with a %.0f-byte status (key window full), %.0f%% of storm's %.0f/s with a %.0f-byte status\n",
+			keyed.Throughput, keyed.Dedup.StatusBytes, 100*keyed.Throughput/storm.Throughput, storm.Throughput, storm.Dedup.StatusBytes)
+	}
+	for _, r := range rows {
+		if len(r.ReplicaSignals) > 1 {
+			fmt.Fprintf(out, "%s/%s: signals answered per replica %v\n", r.Scenario, r.Contender, r.ReplicaSignals)
+		}
+	}
+	for _, n := range results.Notes {
+		fmt.Fprintln(out, n)
+	}
 	for _, r := range rows {
 		if r.Errors > 0 {
 			fmt.Fprintf(out, "%s/%s: %d errors, e.g.: %s\n", r.Scenario, r.Contender, r.Errors, strings.Join(r.ErrorSamples, " | "))

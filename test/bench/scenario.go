@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	mathrand "math/rand/v2"
+	"strconv"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,14 +26,27 @@ type Scenario struct {
 	Fingerprints int
 	// Concurrency is how many clients send at once.
 	Concurrency int
+	// Keyed gives every signal an idempotency key of its own.
+	Keyed bool
+	// Prefill is how many keyed signals of the same fingerprints go to a
+	// deduplicating contender before the row, unmeasured: enough to fill
+	// the key window of every RemediationRequest, so that every write of
+	// the row carries a full one. Not scaled.
+	Prefill int
 }
 
 // Scenarios are the scenarios of the issue, at full scale.
 var Scenarios = []Scenario{
 	{Name: "storm", Signals: 1000, Fingerprints: 1, Concurrency: 200},
+	// keyed is storm with a full idempotency-key window: the cost of
+	// carrying the window in every status write.
+	{Name: "keyed", Signals: 1000, Fingerprints: 1, Concurrency: 200, Keyed: true, Prefill: keyWindow},
 	{Name: "spread", Signals: 2000, Fingerprints: 100, Concurrency: 50},
 	{Name: "fresh", Signals: 1000, Fingerprints: 1000, Concurrency: 50},
 }
+
+// keyWindow is the most idempotency keys a RemediationRequest keeps.
+const keyWindow = 1024
 
 // Scaled returns s with its signals and fingerprints multiplied by factor,
 // at least one of each (a storm keeps its one fingerprint), and at most one
@@ -56,6 +70,8 @@ const orderSeed = 20261127
 type workload struct {
 	Scenario
 	namespace string
+	// keyPrefix starts the idempotency keys of a keyed workload.
+	keyPrefix string
 	signals   []*signalsv1.Signal
 	// fingerprints[j] is the fingerprint of signals[j].
 	fingerprints []string
@@ -69,7 +85,7 @@ type workload struct {
 // has two signals of one fingerprint in flight at once, which no storm of
 // real alerts does.
 func newWorkload(s Scenario, namespace string) *workload {
-	w := &workload{Scenario: s, namespace: namespace, order: make([]int, s.Signals)}
+	w := &workload{Scenario: s, namespace: namespace, keyPrefix: "signal-bench/" + namespace, order: make([]int, s.Signals)}
 	for i := range w.order {
 		w.order[i] = i % s.Fingerprints
 	}
@@ -100,7 +116,30 @@ func newWorkload(s Scenario, namespace string) *workload {
 // request returns the signal of request i and its fingerprint.
 func (w *workload) request(i int) (*signalsv1.Signal, string) {
 	j := w.order[i]
-	return w.signals[j], w.fingerprints[j]
+	sig := w.signals[j]
+	if w.Keyed {
+		sig = sig.DeepCopy()
+		sig.Spec.IdempotencyKey = w.keyPrefix + "/" + strconv.Itoa(i)
+	}
+	return sig, w.fingerprints[j]
+}
+
+// prefill returns the workload that fills the key windows of w's
+// RemediationRequests: w.Prefill signals of the same fingerprints, in w's
+// namespace, with keys w never uses.
+func (w *workload) prefill() *workload {
+	p := &workload{
+		Scenario:     Scenario{Name: w.Name, Signals: w.Prefill, Fingerprints: w.Fingerprints, Concurrency: w.Concurrency, Keyed: true},
+		namespace:    w.namespace,
+		keyPrefix:    w.keyPrefix + "/prefill",
+		signals:      w.signals,
+		fingerprints: w.fingerprints,
+		order:        make([]int, w.Prefill),
+	}
+	for i := range p.order {
+		p.order[i] = i % w.Fingerprints
+	}
+	return p
 }
 
 // remediationSpec is the spec signal-apiserver gives the RemediationRequest

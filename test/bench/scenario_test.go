@@ -11,11 +11,12 @@ func TestScenarioScaled(t *testing.T) {
 		in     Scenario
 		want   Scenario
 	}{
-		{1, Scenario{"storm", 1000, 1, 200}, Scenario{"storm", 1000, 1, 200}},
-		{0.1, Scenario{"storm", 1000, 1, 200}, Scenario{"storm", 100, 1, 100}},
-		{0.1, Scenario{"spread", 2000, 100, 50}, Scenario{"spread", 200, 10, 50}},
-		{0.1, Scenario{"fresh", 1000, 1000, 50}, Scenario{"fresh", 100, 100, 50}},
-		{0.001, Scenario{"spread", 2000, 100, 50}, Scenario{"spread", 2, 1, 2}},
+		{1, Scenario{Name: "storm", Signals: 1000, Fingerprints: 1, Concurrency: 200}, Scenario{Name: "storm", Signals: 1000, Fingerprints: 1, Concurrency: 200}},
+		{0.1, Scenario{Name: "storm", Signals: 1000, Fingerprints: 1, Concurrency: 200}, Scenario{Name: "storm", Signals: 100, Fingerprints: 1, Concurrency: 100}},
+		{0.1, Scenario{Name: "spread", Signals: 2000, Fingerprints: 100, Concurrency: 50}, Scenario{Name: "spread", Signals: 200, Fingerprints: 10, Concurrency: 50}},
+		{0.1, Scenario{Name: "fresh", Signals: 1000, Fingerprints: 1000, Concurrency: 50}, Scenario{Name: "fresh", Signals: 100, Fingerprints: 100, Concurrency: 50}},
+		{0.001, Scenario{Name: "spread", Signals: 2000, Fingerprints: 100, Concurrency: 50}, Scenario{Name: "spread", Signals: 2, Fingerprints: 1, Concurrency: 2}},
+		{0.1, Scenario{Name: "keyed", Signals: 1000, Fingerprints: 1, Concurrency: 200, Keyed: true, Prefill: 1024}, Scenario{Name: "keyed", Signals: 100, Fingerprints: 1, Concurrency: 100, Keyed: true, Prefill: 1024}},
 	}
 	for _, tt := range tests {
 		if got := tt.in.Scaled(tt.factor); got != tt.want {
@@ -48,5 +49,28 @@ func TestWorkloadOrder(t *testing.T) {
 	}
 	if slices.IsSorted(w.order[:100]) {
 		t.Error("the order is not shuffled")
+	}
+}
+
+func TestKeyedWorkload(t *testing.T) {
+	w := newWorkload(Scenario{Name: "keyed", Signals: 10, Fingerprints: 1, Concurrency: 5, Keyed: true, Prefill: 4}, "ns")
+	keys := map[string]bool{}
+	for i := range w.Signals {
+		sig, _ := w.request(i)
+		keys[sig.Spec.IdempotencyKey] = true
+	}
+	p := w.prefill()
+	for i := range p.Signals {
+		sig, fp := p.request(i)
+		if fp != w.fingerprints[0] {
+			t.Fatalf("prefill request %d has fingerprint %s, want the row's %s", i, fp, w.fingerprints[0])
+		}
+		keys[sig.Spec.IdempotencyKey] = true
+	}
+	if len(keys) != 14 || keys[""] {
+		t.Fatalf("%d distinct keys over 10 requests and 4 prefills, want 14 non-empty: %v", len(keys), keys)
+	}
+	if sig, _ := newWorkload(Scenario{Name: "storm", Signals: 2, Fingerprints: 1, Concurrency: 1}, "ns").request(1); sig.Spec.IdempotencyKey != "" {
+		t.Fatalf("a storm signal carries the key %q", sig.Spec.IdempotencyKey)
 	}
 }

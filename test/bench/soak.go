@@ -82,7 +82,7 @@ func RunSoak(ctx context.Context, o Options, d time.Duration, concurrency int) (
 	if err != nil {
 		return err
 	}
-	pid := cpu.pids["signal-apiserver"]
+	pid := cpu.pids["signal-apiserver"][0]
 	admin := cp.RESTConfig()
 	admin.QPS, admin.Burst = clientQPS, clientQPS
 	admin.WarningHandler = rest.NoWarnings{}

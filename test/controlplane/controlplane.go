@@ -70,6 +70,11 @@ type Options struct {
 	RepoRoot string
 	// WithoutCRDs leaves the CRDs of artifacts/crd out until InstallCRDs.
 	WithoutCRDs bool
+	// AggregatorRouting makes kube-apiserver's aggregator send each request
+	// to a random endpoint of the APIService's Service, as it does with
+	// --enable-aggregator-routing: RegisterAPIServiceEndpoints spreads
+	// requests over several servers. RegisterAPIService does not work then.
+	AggregatorRouting bool
 }
 
 // ControlPlane is a running etcd and kube-apiserver with the RemediationRequest
@@ -174,6 +179,9 @@ func Start(ctx context.Context, o Options) (_ *ControlPlane, retErr error) {
 		// Anonymous requests only for health checks, as hardened clusters
 		// do: anything else unauthenticated gets 401.
 		Set("authentication-config", c.pki.path("authentication-config.yaml"))
+	if o.AggregatorRouting {
+		c.env.ControlPlane.GetAPIServer().Configure().Set("enable-aggregator-routing", "true")
+	}
 
 	if c.admin, err = c.env.Start(); err != nil {
 		return nil, fmt.Errorf("starting etcd and kube-apiserver (logs in %s): %w", o.StateDir, err)

@@ -103,9 +103,15 @@ func newCA(commonName string) (*keyPair, error) {
 	return newKeyPair(caCert, key)
 }
 
-// sign issues a leaf certificate. client-go's cert package only makes CAs and
-// self-signed leaves, hence crypto/x509 here.
+// sign issues a leaf certificate valid for a year. client-go's cert package
+// only makes CAs and self-signed leaves, hence crypto/x509 here.
 func (ca *keyPair) sign(cfg cert.Config) (*keyPair, error) {
+	now := time.Now()
+	return ca.signValid(cfg, now.Add(-time.Minute), now.Add(365*24*time.Hour))
+}
+
+// signValid issues a leaf certificate valid from notBefore to notAfter.
+func (ca *keyPair) signValid(cfg cert.Config, notBefore, notAfter time.Time) (*keyPair, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -114,14 +120,13 @@ func (ca *keyPair) sign(cfg cert.Config) (*keyPair, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: cfg.CommonName, Organization: cfg.Organization},
 		DNSNames:              cfg.AltNames.DNSNames,
 		IPAddresses:           cfg.AltNames.IPs,
-		NotBefore:             now.Add(-time.Minute),
-		NotAfter:              now.Add(365 * 24 * time.Hour),
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           cfg.Usages,
 		BasicConstraintsValid: true,
