@@ -49,13 +49,15 @@ var Scenarios = []Scenario{
 const keyWindow = 1024
 
 // Scaled returns s with its signals and fingerprints multiplied by factor,
-// at least one of each (a storm keeps its one fingerprint), and at most one
-// client per signal.
+// at least one of each, and at most one client per signal. A storm keeps
+// its one fingerprint at any scale.
 func (s Scenario) Scaled(factor float64) Scenario {
 	scale := func(n int) int { return max(1, int(math.Round(float64(n)*factor))) }
 	out := s
 	out.Signals = scale(s.Signals)
-	out.Fingerprints = min(scale(s.Fingerprints), out.Signals)
+	if s.Fingerprints > 1 {
+		out.Fingerprints = min(scale(s.Fingerprints), out.Signals)
+	}
 	out.Concurrency = min(s.Concurrency, out.Signals)
 	return out
 }

@@ -16,6 +16,7 @@ func TestScenarioScaled(t *testing.T) {
 		{0.1, Scenario{Name: "spread", Signals: 2000, Fingerprints: 100, Concurrency: 50}, Scenario{Name: "spread", Signals: 200, Fingerprints: 10, Concurrency: 50}},
 		{0.1, Scenario{Name: "fresh", Signals: 1000, Fingerprints: 1000, Concurrency: 50}, Scenario{Name: "fresh", Signals: 100, Fingerprints: 100, Concurrency: 50}},
 		{0.001, Scenario{Name: "spread", Signals: 2000, Fingerprints: 100, Concurrency: 50}, Scenario{Name: "spread", Signals: 2, Fingerprints: 1, Concurrency: 2}},
+		{10, Scenario{Name: "storm", Signals: 1000, Fingerprints: 1, Concurrency: 200}, Scenario{Name: "storm", Signals: 10000, Fingerprints: 1, Concurrency: 200}},
 		{0.1, Scenario{Name: "keyed", Signals: 1000, Fingerprints: 1, Concurrency: 200, Keyed: true, Prefill: 1024}, Scenario{Name: "keyed", Signals: 100, Fingerprints: 1, Concurrency: 100, Keyed: true, Prefill: 1024}},
 	}
 	for _, tt := range tests {

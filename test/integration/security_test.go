@@ -1,14 +1,8 @@
 package integration
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"fmt"
-	"math/big"
 	"net/http"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -16,8 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/transport"
-	certutil "k8s.io/client-go/util/cert"
-	"k8s.io/client-go/util/keyutil"
 
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
 )
@@ -37,28 +29,8 @@ func direct(certPEM, keyPEM []byte) *rest.Config {
 // foreignClientCert is a client certificate named like kube-apiserver's
 // front-proxy client, signed by a CA the server does not trust.
 func foreignClientCert() (certPEM, keyPEM []byte) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	Expect(err).NotTo(HaveOccurred())
-	ca, err := certutil.NewSelfSignedCACert(certutil.Config{CommonName: "front-proxy-ca"}, caKey)
-	Expect(err).NotTo(HaveOccurred())
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	Expect(err).NotTo(HaveOccurred())
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      ca.Subject,
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	tmpl.Subject.CommonName = "front-proxy-client"
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	Expect(err).NotTo(HaveOccurred())
-	keyPEM, err = keyutil.MarshalPrivateKeyToPEM(key)
-	Expect(err).NotTo(HaveOccurred())
-	certPEM, err = certutil.EncodeCertificates(&x509.Certificate{Raw: der})
-	Expect(err).NotTo(HaveOccurred())
-	return certPEM, keyPEM
+	ca := newTestCA("front-proxy-ca")
+	return ca.clientPEM, ca.clientKey
 }
 
 var _ = Describe("Direct access to the server", func() {
