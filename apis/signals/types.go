@@ -18,9 +18,16 @@ const (
 // Signal is one notification about a problem with an object. It is not
 // stored: creating it counts it on the active RemediationRequest of its
 // fingerprint, creating that RemediationRequest if there is none.
+//
+// ObjectMeta is a named field, not embedded: this hub type then has no
+// metadata accessor, and k8s.io/apiserver's field manager, which the create
+// handler runs on it, builds no managed fields for an object without one.
+// The versioned Signal embeds ObjectMeta as every API type does, and
+// conversion copies it, so clients, admission and audit see the metadata
+// that was sent.
 type Signal struct {
 	metav1.TypeMeta
-	metav1.ObjectMeta
+	ObjectMeta metav1.ObjectMeta
 
 	Spec SignalSpec
 }

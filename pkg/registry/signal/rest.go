@@ -119,8 +119,16 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 }
 
 func (r *REST) create(ctx context.Context, sig *signals.Signal, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (*dedup.Result, error) {
+	// The create handler does this to the metadata it can reach; a Signal's
+	// is out of its reach (apis/signals/types.go), so it is done here,
+	// before admission validates the Signal. Signals are cluster-scoped:
+	// the namespace is cleared, never refused.
+	rest.WipeObjectMetaSystemFields(&sig.ObjectMeta)
+	if err := rest.EnsureObjectNamespaceMatchesRequestNamespace(metav1.NamespaceNone, &sig.ObjectMeta); err != nil {
+		return nil, err
+	}
 	if errs := validation.ValidateSignal(sig); len(errs) > 0 {
-		return nil, apierrors.NewInvalid(signals.Kind("Signal"), sig.Name, errs)
+		return nil, apierrors.NewInvalid(signals.Kind("Signal"), sig.ObjectMeta.Name, errs)
 	}
 	if createValidation != nil {
 		if err := createValidation(ctx, sig); err != nil {

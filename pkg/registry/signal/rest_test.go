@@ -127,6 +127,26 @@ func TestCreateRejectsBeforeSubmitting(t *testing.T) {
 	}
 }
 
+func TestCreateCleansTheMetadataBeforeAdmission(t *testing.T) {
+	sig := signal(nil)
+	sig.ObjectMeta = metav1.ObjectMeta{
+		Name: "mine", Namespace: "somewhere", UID: "0c2f", CreationTimestamp: metav1.NewTime(received),
+		Labels: map[string]string{"team": "platform"},
+	}
+	var admitted metav1.ObjectMeta
+	admit := func(_ context.Context, obj runtime.Object) error {
+		admitted = obj.(*signals.Signal).ObjectMeta
+		return nil
+	}
+	if _, err := newStorage(&recorder{}).Create(context.Background(), sig, admit, &metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := metav1.ObjectMeta{Name: "mine", Labels: map[string]string{"team": "platform"}}
+	if !equality.Semantic.DeepEqual(admitted, want) {
+		t.Fatalf("admission saw metadata %+v, want %+v", admitted, want)
+	}
+}
+
 func TestCreateDryRun(t *testing.T) {
 	d := &recorder{}
 	if _, err := newStorage(d).Create(context.Background(), signal(nil), nil, &metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
