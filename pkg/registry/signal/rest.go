@@ -54,6 +54,7 @@ type REST struct {
 	dedup   Deduplicator
 	opts    Options
 	sources sources
+	answers answers
 }
 
 var (
@@ -69,7 +70,7 @@ func NewREST(d Deduplicator, opts Options) *REST {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &REST{dedup: d, opts: opts}
+	return &REST{dedup: d, opts: opts, answers: newAnswers()}
 }
 
 // New returns an empty Signal.
@@ -109,13 +110,11 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 	if err != nil {
 		return nil, err
 	}
-	rr := res.RemediationRequest.DeepCopy()
-	rr.SetGroupVersionKind(remediationv1alpha1.SchemeGroupVersion.WithKind("RemediationRequest"))
-	if rr.Annotations == nil {
-		rr.Annotations = map[string]string{}
+	if dryrun.IsDryRun(options.DryRun) {
+		// Computed for this signal alone: nothing to share.
+		return annotated(res), nil
 	}
-	rr.Annotations[OutcomeAnnotation] = string(res.Outcome)
-	return rr, nil
+	return r.answers.of(res), nil
 }
 
 func (r *REST) create(ctx context.Context, sig *signals.Signal, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (*dedup.Result, error) {

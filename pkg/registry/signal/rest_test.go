@@ -103,7 +103,7 @@ func TestCreateMapsTheSignal(t *testing.T) {
 				got.Resolved != tt.wantResolved || !got.Spec.FiringTime.Equal(&tt.wantFiring) || !got.ReceivedAt.Equal(received) {
 				t.Errorf("submitted %+v", got)
 			}
-			rr := obj.(*remediationv1alpha1.RemediationRequest)
+			rr := obj.(runtime.CacheableObject).GetObject().(*remediationv1alpha1.RemediationRequest)
 			if rr.APIVersion != "remediation.io/v1alpha1" || rr.Kind != "RemediationRequest" || rr.Annotations[OutcomeAnnotation] != "Deduplicated" {
 				t.Errorf("answer %s/%s annotations %v", rr.APIVersion, rr.Kind, rr.Annotations)
 			}
