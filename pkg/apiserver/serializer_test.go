@@ -72,7 +72,9 @@ func (e countingEncoder) Encode(obj runtime.Object, w io.Writer) error {
 	return e.Encoder.Encode(obj, w)
 }
 
-type sharedWrite struct{ rr *remediationv1alpha1.RemediationRequest }
+type sharedWrite struct {
+	rr *remediationv1alpha1.RemediationRequest
+}
 
 func (w sharedWrite) Submit(context.Context, dedup.Signal) (*dedup.Result, error) {
 	return &dedup.Result{RemediationRequest: w.rr, Outcome: dedup.OutcomeDeduplicated}, nil
