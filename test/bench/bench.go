@@ -204,6 +204,9 @@ func Run(ctx context.Context, o Options) (retErr error) {
 			}
 		}
 	}
+	if o.CPUProfile != "" && !b.profiled {
+		results.Notes = append(results.Notes, fmt.Sprintf("no CPU profile: row %s did not run", o.CPUProfileRow))
+	}
 	sortRows(results.Rows)
 	results.Machine.LoadAverageAfter = loadAverage()
 	results.FreshBound = freshBound(results.Rows)
@@ -283,6 +286,8 @@ type bench struct {
 	admin      versioned.Interface
 	cpu        *cpuMeter
 	contenders []namedContender
+	// profiled is set once the row of Options.CPUProfileRow ran.
+	profiled bool
 }
 
 func (b *bench) contender(name string) namedContender {

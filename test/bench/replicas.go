@@ -120,6 +120,7 @@ func (b *bench) startProfile(ctx context.Context, row string) func() error {
 	if o.CPUProfile == "" || row != o.CPUProfileRow {
 		return func() error { return nil }
 	}
+	b.profiled = true
 	seconds := max(o.CPUProfileSeconds, 1)
 	done := make(chan error, 1)
 	go func() {
