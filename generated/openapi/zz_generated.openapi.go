@@ -565,7 +565,7 @@ func schema_signal_apiserver_apis_signals_v1_AlertResult(ref common.ReferenceCal
 					},
 					"outcome": {
 						SchemaProps: spec.SchemaProps{
-							Description: "outcome: Created, Deduplicated, AlreadyCounted, Resolved (the RemediationRequest's lastResolvedAt was set), or NoActive (a resolved alert with no active RemediationRequest: nothing to do).",
+							Description: "outcome: Created, Deduplicated, AlreadyCounted, Resolved (the RemediationRequest's lastResolvedAt was set), NoActive (a resolved alert with no active RemediationRequest: nothing to do), or Rejected (the alert cannot be recorded as it is, e.g. its namespace does not exist: a resend would not change that, so the other alerts are recorded and the notification succeeds; reason and message say why).",
 							Default:     "",
 							Type:        []string{"string"},
 							Format:      "",
@@ -573,14 +573,28 @@ func schema_signal_apiserver_apis_signals_v1_AlertResult(ref common.ReferenceCal
 					},
 					"namespace": {
 						SchemaProps: spec.SchemaProps{
-							Description: "namespace of the RemediationRequest; empty for NoActive.",
+							Description: "namespace of the RemediationRequest; empty for NoActive and Rejected.",
 							Type:        []string{"string"},
 							Format:      "",
 						},
 					},
 					"name": {
 						SchemaProps: spec.SchemaProps{
-							Description: "name of the RemediationRequest; empty for NoActive.",
+							Description: "name of the RemediationRequest; empty for NoActive and Rejected.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"reason": {
+						SchemaProps: spec.SchemaProps{
+							Description: "reason is the Kubernetes status reason a Signal made of this alert would have been refused with (Invalid, Conflict, Forbidden...); set for Rejected only.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"message": {
+						SchemaProps: spec.SchemaProps{
+							Description: "message says why the alert was Rejected.",
 							Type:        []string{"string"},
 							Format:      "",
 						},

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -50,6 +51,12 @@ var (
 	ErrNameCollision = errors.New("another fingerprint holds this RemediationRequest name")
 	// ErrContention means the signal gave up after maxAttempts.
 	ErrContention = errors.New("RemediationRequests of this fingerprint kept changing")
+	// ErrNamespaceNotFound means the RemediationRequest's namespace does not
+	// exist, so none can be opened there.
+	ErrNamespaceNotFound = errors.New("the namespace does not exist")
+	// ErrNamespaceTerminating means the RemediationRequest's namespace is
+	// being deleted, so none can be opened there.
+	ErrNamespaceTerminating = errors.New("the namespace is being deleted")
 )
 
 // Signal is a validated signal, reduced to what deduplication needs.
@@ -58,6 +65,10 @@ type Signal struct {
 	Namespace string
 	// Fingerprint is the deduplication key, 64 lowercase hex digits.
 	Fingerprint string
+	// LegacyFingerprint is the fingerprint earlier versions gave the same
+	// signal, if it differs; their active RemediationRequests under it are
+	// counted on rather than opening a second one.
+	LegacyFingerprint string
 	// Resolved signals are never counted and never create anything.
 	Resolved bool
 	// ReceivedAt is when the server received the signal.
@@ -241,7 +252,7 @@ func (e *Engine) create(ctx context.Context, s Signal, slot int) (*counter, Outc
 		return call.counter, OutcomeDeduplicated, nil
 	default:
 		creates.WithLabelValues("error").Inc()
-		call.err = fmt.Errorf("creating RemediationRequest %s/%s: %w", s.Namespace, SlotName(s.Fingerprint, slot), err)
+		call.err = fmt.Errorf("creating RemediationRequest %s/%s: %w", s.Namespace, SlotName(s.Fingerprint, slot), classifyCreate(err))
 		return nil, "", call.err
 	}
 }
@@ -357,7 +368,7 @@ func (e *Engine) dryRun(ctx context.Context, s Signal) (*Result, error) {
 	rr, err := e.client.RemediationRequests(s.Namespace).Create(ctx, newRemediationRequest(s, next),
 		metav1.CreateOptions{FieldManager: FieldManager, DryRun: []string{metav1.DryRunAll}})
 	if err != nil {
-		return nil, fmt.Errorf("dry-run creating RemediationRequest %s/%s: %w", s.Namespace, SlotName(s.Fingerprint, next), err)
+		return nil, fmt.Errorf("dry-run creating RemediationRequest %s/%s: %w", s.Namespace, SlotName(s.Fingerprint, next), classifyCreate(err))
 	}
 	apply(rr, ops)
 	return &Result{RemediationRequest: rr, Outcome: OutcomeCreated}, nil
@@ -372,4 +383,22 @@ func newRemediationRequest(s Signal, slot int) *remediationv1alpha1.RemediationR
 		},
 		Spec: s.Spec,
 	}
+}
+
+// classifyCreate wraps the errors of a create that say the namespace cannot
+// take RemediationRequests: kube-apiserver answers 404 for a missing
+// namespace and 403 with cause NamespaceTerminating for one being deleted.
+func classifyCreate(err error) error {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return err
+	}
+	st := status.Status()
+	switch {
+	case apierrors.IsNotFound(err) && st.Details != nil && st.Details.Kind == "namespaces":
+		return fmt.Errorf("%w: %w", ErrNamespaceNotFound, err)
+	case apierrors.IsForbidden(err) && apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		return fmt.Errorf("%w: %w", ErrNamespaceTerminating, err)
+	}
+	return err
 }

@@ -84,7 +84,7 @@ var _ = Describe("The signals API", func() {
 		Expect(rr.Annotations).To(HaveKeyWithValue(signalregistry.OutcomeAnnotation, "Deduplicated"))
 		Expect(countOf(&rr)).To(Equal(int64(2)))
 
-		fp := fingerprint.ForTarget(fingerprint.Target{Namespace: "default", Kind: "Deployment", Name: "web"})
+		fp := fingerprint.ForTarget(fingerprint.Target{Namespace: "default", Group: "apps", Kind: "Deployment", Name: "web"})
 		rrs := rrsOf(ctx, "default", fp)
 		Expect(rrs).To(HaveLen(1))
 		Expect(rrs[0].Name).To(Equal(name))

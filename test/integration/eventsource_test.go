@@ -238,7 +238,7 @@ func bump(ctx context.Context, kube kubernetes.Interface, ev *corev1.Event, coun
 }
 
 func deploymentFingerprint(namespace, name string) string {
-	return fingerprint.ForTarget(fingerprint.Target{Namespace: namespace, Kind: "Deployment", Name: name})
+	return fingerprint.ForTarget(fingerprint.Target{Namespace: namespace, Group: "apps", Kind: "Deployment", Name: name})
 }
 
 // waitForCount waits until the one RemediationRequest of a Deployment's

@@ -129,7 +129,7 @@ func newStorm(namespace string) *storm {
 }
 
 func fingerprintOf(namespace, name string) string {
-	return fingerprint.ForTarget(fingerprint.Target{Namespace: namespace, Kind: "Deployment", Name: name})
+	return fingerprint.ForTarget(fingerprint.Target{Namespace: namespace, Group: "apps", Kind: "Deployment", Name: name})
 }
 
 // signal is a firing signal about target; severity and labels vary, the
