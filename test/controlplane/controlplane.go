@@ -186,7 +186,7 @@ func Start(ctx context.Context, o Options) (_ *ControlPlane, retErr error) {
 		return nil, err
 	}
 	if err := c.applyFiles(ctx, filepath.Join(o.RepoRoot, "artifacts", "deploy"),
-		"namespace.yaml", "serviceaccount.yaml", "rbac.yaml"); err != nil {
+		"namespace.yaml", "serviceaccount.yaml", "rbac.yaml", "policy.yaml"); err != nil {
 		return nil, err
 	}
 

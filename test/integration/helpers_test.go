@@ -61,6 +61,14 @@ func countOf(rr *remediationv1alpha1.RemediationRequest) int64 {
 	return rr.Status.Deduplication.OccurrenceCount
 }
 
+// keysIn is the number of idempotency keys in rr's window.
+func keysIn(rr *remediationv1alpha1.RemediationRequest) int {
+	if rr.Status.Deduplication == nil {
+		return 0
+	}
+	return len(rr.Status.Deduplication.IdempotencyKeys) / remediationv1alpha1.IdempotencyKeyDigestSize
+}
+
 // sendResult is the answer to one signal.
 type sendResult struct {
 	rr  *remediationv1alpha1.RemediationRequest

@@ -34,7 +34,7 @@ func (r *recorder) Submit(_ context.Context, s dedup.Signal) (*dedup.Result, err
 		return nil, r.err
 	}
 	return &dedup.Result{
-		RemediationRequest: &remediationv1alpha1.RemediationRequest{ObjectMeta: metav1.ObjectMeta{Name: dedup.SlotName(s.Fingerprint, 0), Namespace: s.Namespace}},
+		RemediationRequest: &remediationv1alpha1.RemediationRequest{ObjectMeta: metav1.ObjectMeta{Name: remediationv1alpha1.NameFor(s.Fingerprint), Namespace: s.Namespace}},
 		Outcome:            dedup.OutcomeDeduplicated,
 	}, nil
 }
