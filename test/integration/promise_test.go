@@ -81,8 +81,10 @@ var _ = Describe("The RemediationRequest CRD, for any client", func() {
 
 		for what, mutate := range map[string]func(*remediationv1alpha1.RemediationRequest){
 			"deduplication dropped": func(rr *remediationv1alpha1.RemediationRequest) { rr.Status.Deduplication = nil },
-			"status dropped":        func(rr *remediationv1alpha1.RemediationRequest) { rr.Status = remediationv1alpha1.RemediationRequestStatus{} },
-			"count lowered":         func(rr *remediationv1alpha1.RemediationRequest) { rr.Status.Deduplication.OccurrenceCount = 0 },
+			"status dropped": func(rr *remediationv1alpha1.RemediationRequest) {
+				rr.Status = remediationv1alpha1.RemediationRequestStatus{}
+			},
+			"count lowered": func(rr *remediationv1alpha1.RemediationRequest) { rr.Status.Deduplication.OccurrenceCount = 0 },
 		} {
 			err := statusUpdateError(ctx, rr.Name, mutate)
 			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%s: %v", what, err)
@@ -93,9 +95,13 @@ var _ = Describe("The RemediationRequest CRD, for any client", func() {
 			rr.Status.OverallPhase = remediationv1alpha1.PhaseFailed
 		})).To(Succeed())
 		for what, mutate := range map[string]func(*remediationv1alpha1.RemediationRequest){
-			"phase dropped":  func(rr *remediationv1alpha1.RemediationRequest) { rr.Status.OverallPhase = "" },
-			"status dropped": func(rr *remediationv1alpha1.RemediationRequest) { rr.Status = remediationv1alpha1.RemediationRequestStatus{} },
-			"phase changed":  func(rr *remediationv1alpha1.RemediationRequest) { rr.Status.OverallPhase = remediationv1alpha1.PhasePending },
+			"phase dropped": func(rr *remediationv1alpha1.RemediationRequest) { rr.Status.OverallPhase = "" },
+			"status dropped": func(rr *remediationv1alpha1.RemediationRequest) {
+				rr.Status = remediationv1alpha1.RemediationRequestStatus{}
+			},
+			"phase changed": func(rr *remediationv1alpha1.RemediationRequest) {
+				rr.Status.OverallPhase = remediationv1alpha1.PhasePending
+			},
 		} {
 			err := statusUpdateError(ctx, rr.Name, mutate)
 			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%s: %v", what, err)
