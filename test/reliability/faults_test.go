@@ -3,6 +3,8 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -190,5 +192,22 @@ var _ = Describe("signal-apiserver under faults", Ordered, func() {
 		f := s.check(func(Request) bool { return false }, true, deleted)
 		Expect(active(ctx)).NotTo(Or(BeEmpty(), Equal(terminal)))
 		AddReportEntry("figures", fmt.Sprintf("%s; %s", f, s.duration.Round(100*time.Millisecond)))
+	}, SpecTimeout(3*time.Minute))
+
+	It("keeps one active RR per fingerprint and exact counts while a controller finishes RRs and retention deletes them", func(ctx SpecContext) {
+		s := newStorm(newNamespace(ctx, "retention"))
+		s.keyed = keyedShare
+		var r *retention
+		s.run(ctx, admin, []sender{viaAggregator(), direct(1)}, 0, 0, func(ctx context.Context) {
+			r = newRetention(admin, s.namespace, slices.Collect(maps.Values(s.fingerprints)))
+			actors, stop := context.WithTimeout(ctx, retentionStormDuration)
+			defer stop()
+			r.run(actors)
+		})
+		f, problems := checkRetention(s, r)
+		AddReportEntry("figures", fmt.Sprintf("%s; %s", f, s.duration.Round(100*time.Millisecond)))
+		if len(problems) > 0 {
+			Fail(fmt.Sprintf("%d violations:\n%s", len(problems), strings.Join(problems, "\n")))
+		}
 	}, SpecTimeout(3*time.Minute))
 })
