@@ -1,6 +1,7 @@
 // Package controlplane runs a real etcd and kube-apiserver (through envtest)
 // set up for API aggregation, plus signal-apiserver processes registered with
-// it. The Ginkgo suites under test/ and `make run` (hack/local-up) use it.
+// it, each optionally behind a fault-injecting Proxy. The Ginkgo suites under
+// test/ and `make run` (hack/local-up) use it.
 //
 // Everything a run creates lives under Options.StateDir: certificates, etcd
 // data, kubeconfigs and one log file per process. Start wipes what an earlier

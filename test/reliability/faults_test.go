@@ -207,7 +207,7 @@ var _ = Describe("signal-apiserver under faults", Ordered, func() {
 		f, problems := checkRetention(s, r)
 		AddReportEntry("figures", fmt.Sprintf("%s; %s", f, s.duration.Round(100*time.Millisecond)))
 		if len(problems) > 0 {
-			Fail(fmt.Sprintf("%d violations:\n%s", len(problems), strings.Join(problems, "\n")))
+			Fail("the retention storm broke the promises:\n" + strings.Join(problems, "\n"))
 		}
 	}, SpecTimeout(3*time.Minute))
 })
