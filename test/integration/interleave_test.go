@@ -86,8 +86,12 @@ var _ = Describe("One active RemediationRequest per fingerprint while Remediatio
 		})
 		r.proxy.ResumeWatches()
 		Eventually(ctx, delivered).WithTimeout(probeTimeout).Should(Receive())
+		// The informer's delete handler runs after its cache is updated:
+		// a replica done with the other problem's deletion is done with
+		// the active RR's, which came first.
 		Eventually(ctx, func() types.UID { return dryRun(ctx, r.client, otherSig).UID }).
-			WithTimeout(probeTimeout).WithPolling(probePolling).ShouldNot(Equal(other.UID))
+			WithTimeout(probeTimeout).WithPolling(probePolling).
+			ShouldNot(Equal(other.UID), "the replica still answers a dry run with %s, which it has seen deleted", other.Name)
 
 		// A new signal of the problem.
 		l.send(ctx, r.client, sig)
