@@ -99,4 +99,6 @@ type AlertResult struct {
 	Outcome     string
 	Namespace   string
 	Name        string
+	Reason      metav1.StatusReason
+	Message     string
 }

@@ -34,6 +34,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 	// Group=remediation.io, Version=v1alpha1
 	case v1alpha1.SchemeGroupVersion.WithKind("DeduplicationStatus"):
 		return &remediationv1alpha1.DeduplicationStatusApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("PreviousRemediation"):
+		return &remediationv1alpha1.PreviousRemediationApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("RemediationRequest"):
 		return &remediationv1alpha1.RemediationRequestApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("RemediationRequestSpec"):

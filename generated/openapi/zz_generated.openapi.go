@@ -35,6 +35,7 @@ import (
 func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenAPIDefinition {
 	return map[string]common.OpenAPIDefinition{
 		v1alpha1.DeduplicationStatus{}.OpenAPIModelName():      schema_signal_apiserver_apis_remediation_v1alpha1_DeduplicationStatus(ref),
+		v1alpha1.PreviousRemediation{}.OpenAPIModelName():      schema_signal_apiserver_apis_remediation_v1alpha1_PreviousRemediation(ref),
 		v1alpha1.RemediationRequest{}.OpenAPIModelName():       schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequest(ref),
 		v1alpha1.RemediationRequestList{}.OpenAPIModelName():   schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequestList(ref),
 		v1alpha1.RemediationRequestSpec{}.OpenAPIModelName():   schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequestSpec(ref),
@@ -137,6 +138,20 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_DeduplicationStatus(ref c
 							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
 						},
 					},
+					"idempotencyKeys": {
+						SchemaProps: spec.SchemaProps{
+							Description: "idempotencyKeys is the window of idempotency keys counted on this RemediationRequest: the first 8 bytes of the SHA-256 of each key, concatenated, least recently seen first (base64 in JSON). A firing signal whose key is here is not counted again, and moves its key to the end. At most 1024 keys; when a new key would exceed that, the least recently seen one is evicted (evictedIdempotencyKeys, and the IdempotencyKeysEvicted condition).",
+							Type:        []string{"string"},
+							Format:      "byte",
+						},
+					},
+					"evictedIdempotencyKeys": {
+						SchemaProps: spec.SchemaProps{
+							Description: "evictedIdempotencyKeys counts the keys evicted from idempotencyKeys. A redelivery of an evicted key is counted again.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
 					"recentIdempotencyKeys": {
 						VendorExtensible: spec.VendorExtensible{
 							Extensions: spec.Extensions{
@@ -144,7 +159,7 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_DeduplicationStatus(ref c
 							},
 						},
 						SchemaProps: spec.SchemaProps{
-							Description: "recentIdempotencyKeys holds, oldest first, a digest (the first 32 hex digits of the SHA-256) of the idempotency key of each of the latest counted signals that carried one. A firing signal whose key is here is not counted again. At most 256; older keys are dropped.",
+							Description: "recentIdempotencyKeys is the key window of earlier versions (32 hex digits per key, at most 256). signal-apiserver still honours it, and moves it into idempotencyKeys on its next write.",
 							Type:        []string{"array"},
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
@@ -165,11 +180,77 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_DeduplicationStatus(ref c
 	}
 }
 
+func schema_signal_apiserver_apis_remediation_v1alpha1_PreviousRemediation(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "PreviousRemediation is what remains of a finished RemediationRequest in the one that followed it.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "name of the previous RemediationRequest.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"uid": {
+						SchemaProps: spec.SchemaProps{
+							Description: "uid of the previous RemediationRequest.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"remediationNumber": {
+						SchemaProps: spec.SchemaProps{
+							Description: "remediationNumber of the previous RemediationRequest, if it had one.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"phase": {
+						SchemaProps: spec.SchemaProps{
+							Description: "phase the previous RemediationRequest finished in.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"occurrenceCount": {
+						SchemaProps: spec.SchemaProps{
+							Description: "occurrenceCount of the previous RemediationRequest.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"firstSeenAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "firstSeenAt of the previous RemediationRequest.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"lastSeenAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "lastSeenAt of the previous RemediationRequest.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"name", "uid", "phase"},
+			},
+		},
+		Dependencies: []string{
+			metav1.Time{}.OpenAPIModelName()},
+	}
+}
+
 func schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequest(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
 			SchemaProps: spec.SchemaProps{
-				Description: "RemediationRequest is one problem, identified by its signal fingerprint, that a remediation controller works through. signal-apiserver creates it for the first firing signal of a fingerprint and counts every later one in status.deduplication.",
+				Description: "RemediationRequest is one problem, identified by its signal fingerprint, that a remediation controller works through. signal-apiserver creates it for the first firing signal of a fingerprint and counts every later one in status.deduplication.\n\nThe rules on the object hold for every client: a new RemediationRequest must be named after its fingerprint (NameFor), so the API server itself refuses a second one of a fingerprint while one exists; a terminal phase is final and occurrenceCount never decreases, whatever a status update leaves out.",
 				Type:        []string{"object"},
 				Properties: map[string]spec.Schema{
 					"kind": {
@@ -356,12 +437,25 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequestSpec(re
 							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
 						},
 					},
+					"remediationNumber": {
+						SchemaProps: spec.SchemaProps{
+							Description: "remediationNumber is how many RemediationRequests signal-apiserver has opened for this fingerprint in a row, this one included: 1 for the first, previous.remediationNumber+1 for one that followed a finished one. It starts again at 1 when the previous one had been deleted before the problem came back. Absent on RemediationRequests of earlier versions.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"previous": {
+						SchemaProps: spec.SchemaProps{
+							Description: "previous summarizes the finished RemediationRequest of this fingerprint that this one followed; signal-apiserver deleted it to open this one when it was at the same name.",
+							Ref:         ref(v1alpha1.PreviousRemediation{}.OpenAPIModelName()),
+						},
+					},
 				},
 				Required: []string{"signalFingerprint", "signalName", "signalSource", "targetResource", "firingTime", "receivedTime"},
 			},
 		},
 		Dependencies: []string{
-			v1alpha1.ResourceReference{}.OpenAPIModelName(), metav1.Time{}.OpenAPIModelName()},
+			v1alpha1.PreviousRemediation{}.OpenAPIModelName(), v1alpha1.ResourceReference{}.OpenAPIModelName(), metav1.Time{}.OpenAPIModelName()},
 	}
 }
 
@@ -565,7 +659,7 @@ func schema_signal_apiserver_apis_signals_v1_AlertResult(ref common.ReferenceCal
 					},
 					"outcome": {
 						SchemaProps: spec.SchemaProps{
-							Description: "outcome: Created, Deduplicated, AlreadyCounted, Resolved (the RemediationRequest's lastResolvedAt was set), or NoActive (a resolved alert with no active RemediationRequest: nothing to do).",
+							Description: "outcome: Created, Deduplicated, AlreadyCounted, Resolved (the RemediationRequest's lastResolvedAt was set), NoActive (a resolved alert with no active RemediationRequest: nothing to do), or Rejected (the alert cannot be recorded as it is, e.g. its namespace does not exist: a resend would not change that, so the other alerts are recorded and the notification succeeds; reason and message say why).",
 							Default:     "",
 							Type:        []string{"string"},
 							Format:      "",
@@ -573,14 +667,28 @@ func schema_signal_apiserver_apis_signals_v1_AlertResult(ref common.ReferenceCal
 					},
 					"namespace": {
 						SchemaProps: spec.SchemaProps{
-							Description: "namespace of the RemediationRequest; empty for NoActive.",
+							Description: "namespace of the RemediationRequest; empty for NoActive and Rejected.",
 							Type:        []string{"string"},
 							Format:      "",
 						},
 					},
 					"name": {
 						SchemaProps: spec.SchemaProps{
-							Description: "name of the RemediationRequest; empty for NoActive.",
+							Description: "name of the RemediationRequest; empty for NoActive and Rejected.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"reason": {
+						SchemaProps: spec.SchemaProps{
+							Description: "reason is the Kubernetes status reason a Signal made of this alert would have been refused with (Invalid, Conflict, Forbidden...); set for Rejected only.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"message": {
+						SchemaProps: spec.SchemaProps{
+							Description: "message says why the alert was Rejected.",
 							Type:        []string{"string"},
 							Format:      "",
 						},

@@ -2,11 +2,16 @@
 package apiserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"sync/atomic"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
@@ -93,7 +98,7 @@ func (c completedConfig) New() (*Server, error) {
 				obj = tombstone.Obj
 			}
 			if rr, ok := obj.(*remediationv1alpha1.RemediationRequest); ok {
-				engine.Forget(rr.Namespace, rr.Spec.SignalFingerprint, rr.Name)
+				engine.Forget(rr.Namespace, rr.Spec.SignalFingerprint, rr.Name, rr.UID)
 			}
 		},
 	}); err != nil {
@@ -105,9 +110,26 @@ func (c completedConfig) New() (*Server, error) {
 	owner.RegisterMetrics()
 	alertmanagerregistry.RegisterMetrics()
 	registerMetrics()
+	var nameRuleChecked atomic.Bool
 	if err := generic.AddPostStartHook("start-remediationrequest-informer", func(ctx genericapiserver.PostStartHookContext) error {
-		factory.Start(ctx.Done())
 		go func() {
+			// The informer starts once the CRD refuses RemediationRequests
+			// not named after their fingerprint: from then on no
+			// RemediationRequest under another name can appear, so the
+			// first list holds every one an earlier version opened.
+			backoff := wait.Backoff{Duration: time.Second, Factor: 2, Cap: 30 * time.Second, Steps: math.MaxInt32}
+			err := wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
+				err := dedup.CheckNameRule(ctx, c.ExtraConfig.Client.RemediationV1alpha1(), c.ExtraConfig.ClusterScopedNamespace)
+				if err != nil {
+					klog.ErrorS(err, "Not serving signals yet")
+				}
+				return err == nil, nil
+			})
+			if err != nil {
+				return
+			}
+			nameRuleChecked.Store(true)
+			factory.Start(ctx.Done())
 			if cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
 				cacheSynced.Set(1)
 			}
@@ -116,12 +138,20 @@ func (c completedConfig) New() (*Server, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := generic.AddReadyzChecks(healthz.NamedCheck("remediationrequest-cache-synced", func(*http.Request) error {
-		if !informer.HasSynced() {
-			return errors.New("the RemediationRequest informer has not synced")
-		}
-		return nil
-	})); err != nil {
+	if err := generic.AddReadyzChecks(
+		healthz.NamedCheck("remediationrequest-name-rule", func(*http.Request) error {
+			if !nameRuleChecked.Load() {
+				return errors.New("kube-apiserver has not yet been seen refusing RemediationRequests not named after their fingerprint (the CRD of this version)")
+			}
+			return nil
+		}),
+		healthz.NamedCheck("remediationrequest-cache-synced", func(*http.Request) error {
+			if !informer.HasSynced() {
+				return errors.New("the RemediationRequest informer has not synced")
+			}
+			return nil
+		}),
+	); err != nil {
 		return nil, err
 	}
 

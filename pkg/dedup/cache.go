@@ -15,6 +15,9 @@ const FingerprintIndex = "namespace/fingerprint"
 // Cache is where the engine looks RemediationRequests up. It may lag behind
 // the API server; the engine never relies on it for correctness.
 type Cache interface {
+	// Get returns the cached RemediationRequest of that name, if any.
+	// Callers must not modify it.
+	Get(namespace, name string) (*remediationv1alpha1.RemediationRequest, bool)
 	// ByFingerprint returns the cached RemediationRequests of a fingerprint
 	// in a namespace. Callers must not modify them.
 	ByFingerprint(namespace, fingerprint string) ([]*remediationv1alpha1.RemediationRequest, error)
@@ -34,6 +37,15 @@ func NewInformerCache(informer cache.SharedIndexInformer) (Cache, error) {
 
 type informerCache struct {
 	informer cache.SharedIndexInformer
+}
+
+func (c *informerCache) Get(namespace, name string) (*remediationv1alpha1.RemediationRequest, bool) {
+	obj, ok, err := c.informer.GetIndexer().GetByKey(namespace + "/" + name)
+	if err != nil || !ok {
+		return nil, false
+	}
+	rr, ok := obj.(*remediationv1alpha1.RemediationRequest)
+	return rr, ok
 }
 
 func (c *informerCache) ByFingerprint(namespace, fingerprint string) ([]*remediationv1alpha1.RemediationRequest, error) {

@@ -29,16 +29,16 @@ func realisticRR(i int) *remediationv1alpha1.RemediationRequest {
 	fp := hex.EncodeToString(sum[:])
 	ns := fmt.Sprintf("team-%d", i%200)
 	now := metav1.NewTime(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
-	keys := make([]string, 4)
-	for k := range keys {
-		d := sha256.Sum256([]byte(fmt.Sprintf("%d-%d", i, k)))
-		keys[k] = hex.EncodeToString(d[:16])
+	var keys []byte
+	for k := range 4 {
+		d := digest(fmt.Sprintf("%d-%d", i, k))
+		keys = append(keys, d[:]...)
 	}
 	fields := func(s string) *metav1.FieldsV1 { return &metav1.FieldsV1{Raw: []byte(s)} }
 	return &remediationv1alpha1.RemediationRequest{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:         ns,
-			Name:              SlotName(fp, 0),
+			Name:              remediationv1alpha1.NameFor(fp),
 			UID:               types.UID(fmt.Sprintf("3f1c8a52-6a3e-4c71-9d0e-%012d", i)),
 			ResourceVersion:   strconv.Itoa(1_000_000 + i),
 			Generation:        1,
@@ -47,7 +47,7 @@ func realisticRR(i int) *remediationv1alpha1.RemediationRequest {
 				{Manager: "signal-apiserver", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "remediation.io/v1alpha1", Time: &now, FieldsType: "FieldsV1",
 					FieldsV1: fields(`{"f:spec":{".":{},"f:firingTime":{},"f:receivedTime":{},"f:severity":{},"f:signalFingerprint":{},"f:signalLabels":{".":{},"f:alertname":{},"f:severity":{},"f:team":{}},"f:signalName":{},"f:signalSource":{},"f:targetResource":{".":{},"f:apiVersion":{},"f:kind":{},"f:name":{},"f:namespace":{}}}}`)},
 				{Manager: "signal-apiserver", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "remediation.io/v1alpha1", Time: &now, FieldsType: "FieldsV1", Subresource: "status",
-					FieldsV1: fields(`{"f:status":{".":{},"f:deduplication":{".":{},"f:firstSeenAt":{},"f:lastSeenAt":{},"f:occurrenceCount":{},"f:recentIdempotencyKeys":{}}}}`)},
+					FieldsV1: fields(`{"f:status":{".":{},"f:deduplication":{".":{},"f:firstSeenAt":{},"f:lastSeenAt":{},"f:occurrenceCount":{},"f:idempotencyKeys":{}}}}`)},
 			},
 		},
 		Spec: remediationv1alpha1.RemediationRequestSpec{
@@ -64,7 +64,7 @@ func realisticRR(i int) *remediationv1alpha1.RemediationRequest {
 		},
 		Status: remediationv1alpha1.RemediationRequestStatus{
 			Deduplication: &remediationv1alpha1.DeduplicationStatus{
-				FirstSeenAt: now, LastSeenAt: now, OccurrenceCount: int64(1 + i%50), RecentIdempotencyKeys: keys,
+				FirstSeenAt: now, LastSeenAt: now, OccurrenceCount: int64(1 + i%50), IdempotencyKeys: keys,
 			},
 		},
 	}
@@ -107,13 +107,12 @@ func filledCache(b *testing.B, n int) (Cache, uint64) {
 
 // BenchmarkLargeCache measures the informer cache with 100,000 active
 // RemediationRequests: heap per RemediationRequest, and the cost of the
-// lookups a signal makes (the cache index, then the engine's choice of the
-// active slot). Run it with
+// lookups a signal makes (by name, and by fingerprint for an earlier
+// version's RemediationRequests). Run it with
 //
 //	go test ./pkg/dedup -run '^$' -bench LargeCache -benchmem
 func BenchmarkLargeCache(b *testing.B) {
 	c, heap := filledCache(b, largeCacheSize)
-	e := NewEngine(nil, c)
 	signals := make([]Signal, 1024)
 	for i := range signals {
 		rr := realisticRR(i * (largeCacheSize / len(signals)))
@@ -132,13 +131,13 @@ func BenchmarkLargeCache(b *testing.B) {
 		}
 		b.ReportMetric(float64(heap)/largeCacheSize, "heap-B/rr")
 	})
-	b.Run("lookup", func(b *testing.B) {
+	b.Run("Get", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			s := signals[i%len(signals)]
-			rr, next, err := e.lookup(s, 0)
-			if err != nil || rr == nil || rr.Name != SlotName(s.Fingerprint, 0) || next != 0 {
-				b.Fatalf("lookup(%s, %s) = %v, %d, %v; want the RemediationRequest of slot 0", s.Namespace, s.Fingerprint, rr, next, err)
+			rr, ok := c.Get(s.Namespace, remediationv1alpha1.NameFor(s.Fingerprint))
+			if !ok || rr.Spec.SignalFingerprint != s.Fingerprint {
+				b.Fatalf("Get(%s, %s) = %v, %v; want its RemediationRequest", s.Namespace, s.Fingerprint, rr, ok)
 			}
 			i++
 		}

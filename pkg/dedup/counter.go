@@ -2,16 +2,14 @@ package dedup
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 
@@ -23,14 +21,17 @@ import (
 // replicas from colliding in lockstep; the write timeout bounds the total.
 var conflictBackoff = wait.Backoff{Steps: 50, Duration: 2 * time.Millisecond, Factor: 1.5, Jitter: 1, Cap: 200 * time.Millisecond}
 
-// goneError means the RemediationRequest cannot take counts any more.
+// goneError means the RemediationRequest cannot take counts any more: it
+// finished (finished is the RemediationRequest as read), or it was deleted
+// (finished is nil).
 type goneError struct {
-	name    string
-	deleted bool // else terminal
+	name     string
+	uid      types.UID
+	finished *remediationv1alpha1.RemediationRequest
 }
 
 func (e *goneError) Error() string {
-	if e.deleted {
+	if e.finished == nil {
 		return fmt.Sprintf("RemediationRequest %s was deleted", e.name)
 	}
 	return fmt.Sprintf("RemediationRequest %s is in a terminal phase", e.name)
@@ -39,11 +40,15 @@ func (e *goneError) Error() string {
 // counter group-commits the signals of one RemediationRequest: one status
 // write in flight at a time, carrying every signal that arrived before it.
 type counter struct {
-	engine      *Engine
-	namespace   string
-	name        string
+	engine    *Engine
+	key       string // namespace/fingerprint of the signals it counts
+	namespace string
+	name      string
+	// fingerprint is the RemediationRequest's own: an earlier version's
+	// RemediationRequest may carry the signals' legacy fingerprint.
 	fingerprint string
-	slot        int
+	// legacy: an earlier version opened it, under another name.
+	legacy bool
 
 	mu sync.Mutex
 	// base is the latest version known of the RemediationRequest; nil means
@@ -63,31 +68,38 @@ type batch struct {
 	err error
 }
 
-// maxIdempotencyKeys bounds status.deduplication.recentIdempotencyKeys.
-const maxIdempotencyKeys = 256
-
 // op is one signal in a batch.
 type op struct {
 	resolved  bool
 	at        time.Time
-	key       string // digest of the idempotency key; empty if none
-	withdrawn bool   // its caller gave up before the write took it
-	// again is set by apply: the key was already counted.
-	again bool
+	key       keyDigest // digest of the idempotency key
+	keyed     bool
+	withdrawn bool // its caller gave up before the write took it
+	// alreadyCounted is set by apply: the key was counted before.
+	alreadyCounted bool
 }
 
 func newOp(s Signal) *op {
 	o := &op{resolved: s.Resolved, at: s.ReceivedAt}
 	if s.IdempotencyKey != "" && !s.Resolved {
-		sum := sha256.Sum256([]byte(s.IdempotencyKey))
-		o.key = hex.EncodeToString(sum[:16])
+		o.key, o.keyed = digest(s.IdempotencyKey), true
 	}
 	return o
 }
 
-// add queues s for the next write and waits for that write. again reports
-// that s carried an idempotency key that was already counted.
-func (c *counter) add(ctx context.Context, s Signal) (rr *remediationv1alpha1.RemediationRequest, again bool, err error) {
+// uid is the UID of the RemediationRequest as last known; empty if unknown.
+func (c *counter) uid() types.UID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.base == nil {
+		return ""
+	}
+	return c.base.UID
+}
+
+// add queues s for the next write and waits for that write. alreadyCounted
+// reports that s carried an idempotency key that was counted before.
+func (c *counter) add(ctx context.Context, s Signal) (rr *remediationv1alpha1.RemediationRequest, alreadyCounted bool, err error) {
 	o := newOp(s)
 	c.mu.Lock()
 	if c.pending == nil {
@@ -103,13 +115,13 @@ func (c *counter) add(ctx context.Context, s Signal) (rr *remediationv1alpha1.Re
 
 	select {
 	case <-b.done:
-		return b.rr, o.again, b.err
+		return b.rr, o.alreadyCounted, b.err
 	case <-ctx.Done():
 	}
 	select {
 	case <-b.done:
 		// The write finished as the caller gave up: it has its answer.
-		return b.rr, o.again, b.err
+		return b.rr, o.alreadyCounted, b.err
 	default:
 	}
 	c.mu.Lock()
@@ -156,15 +168,20 @@ func (c *counter) run() {
 }
 
 // write stores ops on the RemediationRequest, starting from base (nil:
-// read it first), and returns the RemediationRequest as stored. Every
-// update carries the resourceVersion it was computed from, so a concurrent
-// change makes it fail with a conflict instead of being overwritten; then
-// the ops are applied again to a fresh read.
+// read it first), and returns the RemediationRequest as stored, or as read
+// when it turned out finished. Every update carries the resourceVersion it
+// was computed from, so a concurrent change makes it fail with a conflict
+// instead of being overwritten; then the ops are applied again to a fresh
+// read.
 func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op) (*remediationv1alpha1.RemediationRequest, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.engine.writeTimeout)
 	defer cancel()
 	client := c.engine.client.RemediationRequests(c.namespace)
 	obj := base
+	var uid types.UID // of the RemediationRequest as last seen
+	if base != nil {
+		uid = base.UID
+	}
 	readReason := "no_base"
 	var stored *remediationv1alpha1.RemediationRequest
 	err := retry.RetryOnConflict(conflictBackoff, func() error {
@@ -172,12 +189,12 @@ func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op)
 			reads.WithLabelValues(readReason).Inc()
 			got, err := client.Get(ctx, c.name, metav1.GetOptions{})
 			if apierrors.IsNotFound(err) {
-				return &goneError{name: c.name, deleted: true}
+				return &goneError{name: c.name, uid: uid}
 			}
 			if err != nil {
 				return fmt.Errorf("reading RemediationRequest %s/%s: %w", c.namespace, c.name, err)
 			}
-			obj = got
+			obj, uid = got, got.UID
 		}
 		if obj.Spec.SignalFingerprint != c.fingerprint {
 			return fmt.Errorf("%w: %s/%s has fingerprint %s", ErrNameCollision, c.namespace, c.name, obj.Spec.SignalFingerprint)
@@ -185,15 +202,16 @@ func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op)
 		if obj.Status.OverallPhase.IsTerminal() {
 			statusWrites.WithLabelValues(writeTerminal).Inc()
 			stored = obj
-			return &goneError{name: c.name}
+			return &goneError{name: c.name, uid: obj.UID, finished: obj}
 		}
 		next := obj.DeepCopy()
-		apply(next, ops)
+		evicted := apply(next, ops)
 		updated, err := client.UpdateStatus(ctx, next, metav1.UpdateOptions{FieldManager: FieldManager})
 		switch {
 		case err == nil:
 			statusWrites.WithLabelValues(writeSuccess).Inc()
 			signalsPerWrite.Observe(float64(len(ops)))
+			keysEvicted.Add(float64(evicted))
 			stored = updated
 			return nil
 		case apierrors.IsConflict(err):
@@ -202,7 +220,7 @@ func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op)
 			return err
 		case apierrors.IsNotFound(err):
 			statusWrites.WithLabelValues(writeDeleted).Inc()
-			return &goneError{name: c.name, deleted: true}
+			return &goneError{name: c.name, uid: obj.UID}
 		default:
 			statusWrites.WithLabelValues(writeError).Inc()
 			// The write may or may not have landed (a timeout, say):
@@ -217,11 +235,12 @@ func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op)
 	return stored, err
 }
 
-// apply adds ops to the deduplication status of rr. A firing op whose
-// idempotency key rr already holds, or an earlier op of ops carries, is
-// marked again and not counted. apply runs again on a fresh object after a
-// conflict, so it sets again afresh each time.
-func apply(rr *remediationv1alpha1.RemediationRequest, ops []*op) {
+// apply adds ops to the deduplication status of rr and returns how many
+// idempotency keys it evicted from the window. A firing op whose key the
+// window holds, or an earlier op of ops carries, is marked alreadyCounted
+// and not counted; its key moves to the end of the window. apply runs again
+// on a fresh object after a conflict, so it sets alreadyCounted afresh.
+func apply(rr *remediationv1alpha1.RemediationRequest, ops []*op) int {
 	d := rr.Status.Deduplication
 	if d == nil {
 		d = &remediationv1alpha1.DeduplicationStatus{
@@ -230,6 +249,8 @@ func apply(rr *remediationv1alpha1.RemediationRequest, ops []*op) {
 		}
 		rr.Status.Deduplication = d
 	}
+	w := loadWindow(d)
+	evicted := 0
 	for _, o := range ops {
 		at := metav1.NewTime(o.at)
 		if o.resolved {
@@ -238,19 +259,22 @@ func apply(rr *remediationv1alpha1.RemediationRequest, ops []*op) {
 			}
 			continue
 		}
-		o.again = o.key != "" && slices.Contains(d.RecentIdempotencyKeys, o.key)
-		if o.again {
+		o.alreadyCounted = o.keyed && w.touch(o.key)
+		if o.alreadyCounted {
 			continue
 		}
-		if o.key != "" {
-			d.RecentIdempotencyKeys = append(d.RecentIdempotencyKeys, o.key)
+		if o.keyed {
+			evicted += w.add(o.key)
 		}
 		d.OccurrenceCount++
 		if d.LastSeenAt.Before(&at) {
 			d.LastSeenAt = at
 		}
 	}
-	if n := len(d.RecentIdempotencyKeys); n > maxIdempotencyKeys {
-		d.RecentIdempotencyKeys = slices.Clone(d.RecentIdempotencyKeys[n-maxIdempotencyKeys:])
+	w.store(d)
+	if evicted > 0 {
+		d.EvictedIdempotencyKeys += int64(evicted)
+		setEvictedCondition(rr, d.EvictedIdempotencyKeys)
 	}
+	return evicted
 }

@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	remediationclient "github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned/typed/remediation/v1alpha1"
@@ -19,9 +23,9 @@ import (
 const FieldManager = "signal-apiserver"
 
 // maxAttempts bounds how often one signal moves on to another
-// RemediationRequest (one turned terminal or was deleted under it). Each
-// attempt moves to a newer slot or recreates a deleted one, so running out
-// takes many concurrent phase changes or deletions of one fingerprint.
+// RemediationRequest (the one it was counted on finished or was deleted
+// under it). Running out takes that many phase changes or deletions of one
+// fingerprint while one signal is in flight.
 const maxAttempts = 8
 
 // Outcome says what a signal did.
@@ -45,11 +49,21 @@ var (
 	ErrNotSynced = errors.New("the RemediationRequest cache has not synced yet")
 	// ErrNoActiveRemediation means a Resolved signal found nothing to resolve.
 	ErrNoActiveRemediation = errors.New("no active RemediationRequest for this fingerprint")
-	// ErrNameCollision means two fingerprints share a name prefix. Nothing
-	// is merged; the signal is refused.
+	// ErrNameCollision means the RemediationRequest at the fingerprint's name
+	// carries another fingerprint. Nothing is merged; the signal is refused.
 	ErrNameCollision = errors.New("another fingerprint holds this RemediationRequest name")
 	// ErrContention means the signal gave up after maxAttempts.
 	ErrContention = errors.New("RemediationRequests of this fingerprint kept changing")
+	// ErrNamespaceNotFound means the RemediationRequest's namespace does not
+	// exist, so none can be opened there.
+	ErrNamespaceNotFound = errors.New("the namespace does not exist")
+	// ErrNamespaceTerminating means the RemediationRequest's namespace is
+	// being deleted, so none can be opened there.
+	ErrNamespaceTerminating = errors.New("the namespace is being deleted")
+	// ErrPreviousBeingDeleted means the finished RemediationRequest at the
+	// fingerprint's name is being deleted but still exists (a finalizer
+	// holds it), so the next one cannot be opened yet; try later.
+	ErrPreviousBeingDeleted = errors.New("the finished RemediationRequest of this fingerprint is still being deleted")
 )
 
 // Signal is a validated signal, reduced to what deduplication needs.
@@ -58,6 +72,10 @@ type Signal struct {
 	Namespace string
 	// Fingerprint is the deduplication key, 64 lowercase hex digits.
 	Fingerprint string
+	// LegacyFingerprint is the fingerprint earlier versions gave the same
+	// signal, if it differs; their active RemediationRequests under it are
+	// counted on rather than opening a second one.
+	LegacyFingerprint string
 	// Resolved signals are never counted and never create anything.
 	Resolved bool
 	// ReceivedAt is when the server received the signal.
@@ -88,15 +106,17 @@ type Result struct {
 type Engine struct {
 	client remediationclient.RemediationRequestsGetter
 	cache  Cache
-	// writeTimeout bounds one status write including its conflict retries.
+	// writeTimeout bounds one status write including its conflict retries,
+	// and one opening of a RemediationRequest.
 	writeTimeout time.Duration
 
 	mu sync.Mutex
 	// counters holds, per namespace/fingerprint, the RemediationRequest this
 	// process counts on; it is the freshest knowledge there is about it.
 	counters map[string]*counter
-	// creating holds the creates in flight, by namespace/fingerprint/slot.
-	creating map[string]*createCall
+	// opening shares the opening of a RemediationRequest among the signals
+	// of this process that need it at once, by namespace/fingerprint.
+	opening singleflight.Group
 }
 
 // NewEngine returns an engine that reads from cache and writes with client.
@@ -106,8 +126,14 @@ func NewEngine(client remediationclient.RemediationRequestsGetter, cache Cache) 
 		cache:        cache,
 		writeTimeout: 20 * time.Second,
 		counters:     map[string]*counter{},
-		creating:     map[string]*createCall{},
 	}
+}
+
+// next is what a signal learnt about the RemediationRequest at its
+// fingerprint's name from a write, fresher than the cache: it was deleted,
+// or it is finished.
+type next struct {
+	finished *remediationv1alpha1.RemediationRequest // nil: deleted
 }
 
 // Submit counts s and returns the RemediationRequest it was counted on.
@@ -121,38 +147,35 @@ func (e *Engine) Submit(ctx context.Context, s Signal) (*Result, error) {
 	if s.DryRun {
 		return e.dryRun(ctx, s)
 	}
-	minSlot, recreate := 0, -1
+	skip := map[types.UID]bool{} // earlier versions' RemediationRequests found finished
+	var learnt *next
 	for range maxAttempts {
-		c, outcome, err := e.counterFor(ctx, s, minSlot, recreate)
+		c, outcome, err := e.counterFor(ctx, s, skip, learnt)
 		if err != nil {
 			return nil, err
 		}
-		rr, again, err := c.add(ctx, s)
+		rr, alreadyCounted, err := c.add(ctx, s)
 		var gone *goneError
 		switch {
 		case err == nil:
 			switch {
 			case s.Resolved:
 				outcome = OutcomeResolved
-			case again:
+			case alreadyCounted:
 				outcome = OutcomeAlreadyCounted
 			}
 			return &Result{RemediationRequest: rr, Outcome: outcome}, nil
-		case errors.As(err, &gone) && gone.deleted:
-			e.forget(c)
-			// Create the slot again, unless it has a successor: then it
-			// was terminal before it was deleted, and the count goes on
-			// there (the create answers AlreadyExists).
-			minSlot, recreate = c.slot, c.slot
-			reads.WithLabelValues("successor").Inc()
-			if _, err := e.client.RemediationRequests(s.Namespace).Get(ctx, SlotName(s.Fingerprint, c.slot+1), metav1.GetOptions{}); err == nil {
-				minSlot, recreate = c.slot+1, c.slot+1
-			} else if !apierrors.IsNotFound(err) {
-				return nil, fmt.Errorf("looking for a successor of deleted RemediationRequest %s/%s: %w", s.Namespace, c.name, err)
-			}
 		case errors.As(err, &gone):
 			e.forget(c)
-			minSlot, recreate = c.slot+1, -1
+			if c.legacy {
+				skip[gone.uid] = true
+				learnt = nil
+				continue
+			}
+			if gone.finished != nil && gone.finished.DeletionTimestamp != nil {
+				return nil, fmt.Errorf("%w: %s/%s", ErrPreviousBeingDeleted, c.namespace, c.name)
+			}
+			learnt = &next{finished: gone.finished}
 		default:
 			return nil, err
 		}
@@ -160,124 +183,222 @@ func (e *Engine) Submit(ctx context.Context, s Signal) (*Result, error) {
 	return nil, ErrContention
 }
 
-// counterFor finds or creates the RemediationRequest s is to be counted on:
-// the one this process already counts on, else the active one in the cache,
-// else a new one in the next free slot. recreate >= 0 names a slot known to
-// have been deleted, which is created again.
-func (e *Engine) counterFor(ctx context.Context, s Signal, minSlot, recreate int) (*counter, Outcome, error) {
-	key := indexKey(s.Namespace, s.Fingerprint)
-	slot := recreate
-	if recreate < 0 {
+// counterFor finds the RemediationRequest s is to be counted on, or opens
+// one: the one this process already counts on, else the active one at the
+// fingerprint's name in the cache, else an active one that an earlier
+// version opened under another name, else a new one at the fingerprint's
+// name, replacing the finished one there. learnt, if set, says the
+// RemediationRequest at the name is deleted or finished, whatever the cache
+// says. Resolved signals never open anything.
+func (e *Engine) counterFor(ctx context.Context, s Signal, skip map[types.UID]bool, learnt *next) (*counter, Outcome, error) {
+	name := remediationv1alpha1.NameFor(s.Fingerprint)
+	var finished *remediationv1alpha1.RemediationRequest
+	if learnt == nil {
 		e.mu.Lock()
-		c := e.counters[key]
+		c := e.counters[indexKey(s.Namespace, s.Fingerprint)]
 		e.mu.Unlock()
-		if c != nil && c.slot >= minSlot {
+		if c != nil {
 			return c, OutcomeDeduplicated, nil
 		}
-		active, next, err := e.lookup(s, minSlot)
+		cached, ok := e.cache.Get(s.Namespace, name)
+		if ok && !cached.Status.OverallPhase.IsTerminal() {
+			return e.install(s, cached.Name, cached, false), OutcomeDeduplicated, nil
+		}
+		legacy, err := e.legacyActive(s, skip)
 		if err != nil {
 			return nil, "", err
 		}
-		if active != nil {
-			activeSlot, _ := slotOf(s.Fingerprint, active.Name)
-			return e.install(s, activeSlot, active), OutcomeDeduplicated, nil
+		if legacy != nil {
+			return e.install(s, legacy.Name, legacy, true), OutcomeDeduplicated, nil
 		}
-		slot = next
+		if ok {
+			finished = cached
+		}
+	} else {
+		finished = learnt.finished
 	}
 	if s.Resolved {
-		return nil, "", ErrNoActiveRemediation
-	}
-	return e.create(ctx, s, slot)
-}
-
-// createCall is one create of a slot that concurrent signals of this
-// process share.
-type createCall struct {
-	done    chan struct{}
-	counter *counter
-	err     error
-}
-
-// create creates slot of s's fingerprint, or waits for the create of it
-// already in flight in this process: a storm's first signals cost one
-// create per replica, not one each.
-func (e *Engine) create(ctx context.Context, s Signal, slot int) (*counter, Outcome, error) {
-	key := indexKey(s.Namespace, s.Fingerprint) + "/" + strconv.Itoa(slot)
-	e.mu.Lock()
-	if call := e.creating[key]; call != nil {
-		e.mu.Unlock()
-		select {
-		case <-call.done:
-		case <-ctx.Done():
-			return nil, "", ctx.Err()
+		rr, err := e.activeByGet(ctx, s)
+		if err != nil {
+			return nil, "", err
 		}
-		return call.counter, OutcomeDeduplicated, call.err
+		return e.install(s, rr.Name, rr, false), OutcomeDeduplicated, nil
 	}
-	call := &createCall{done: make(chan struct{})}
-	e.creating[key] = call
-	e.mu.Unlock()
-	defer func() {
-		e.mu.Lock()
-		delete(e.creating, key)
-		e.mu.Unlock()
-		close(call.done)
-	}()
+	return e.open(ctx, s, finished)
+}
 
-	// The create serves every waiter, so the first caller's cancellation
-	// must not cancel it.
-	createCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.writeTimeout)
-	defer cancel()
-	created, err := e.client.RemediationRequests(s.Namespace).Create(createCtx, newRemediationRequest(s, slot), metav1.CreateOptions{FieldManager: FieldManager})
+// activeByGet reads the RemediationRequest at the fingerprint's name from
+// kube-apiserver: a Resolved signal answers "nothing to resolve" only after
+// this read, so a cache that has not seen a new RemediationRequest yet does
+// not make it lose its lastResolvedAt.
+func (e *Engine) activeByGet(ctx context.Context, s Signal) (*remediationv1alpha1.RemediationRequest, error) {
+	name := remediationv1alpha1.NameFor(s.Fingerprint)
+	reads.WithLabelValues("resolved").Inc()
+	rr, err := e.client.RemediationRequests(s.Namespace).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, ErrNoActiveRemediation
+	case err != nil:
+		return nil, fmt.Errorf("reading RemediationRequest %s/%s: %w", s.Namespace, name, err)
+	case rr.Status.OverallPhase.IsTerminal() || rr.Spec.SignalFingerprint != s.Fingerprint:
+		return nil, ErrNoActiveRemediation
+	}
+	return rr, nil
+}
+
+// legacyActive returns the newest active RemediationRequest of s's
+// fingerprints that is not at the fingerprint's name: one that a version
+// before the name rule opened. No new ones can appear (the CRD refuses
+// other names for new RemediationRequests, and the server does not serve
+// before it does), so the synced cache knows all of them; a cached one that
+// finished since is found out by the write.
+func (e *Engine) legacyActive(s Signal, skip map[types.UID]bool) (*remediationv1alpha1.RemediationRequest, error) {
+	var newest *remediationv1alpha1.RemediationRequest
+	for _, fp := range []string{s.Fingerprint, s.LegacyFingerprint} {
+		if fp == "" {
+			continue
+		}
+		rrs, err := e.cache.ByFingerprint(s.Namespace, fp)
+		if err != nil {
+			return nil, fmt.Errorf("looking up fingerprint %s in the cache: %w", fp, err)
+		}
+		for _, rr := range rrs {
+			if rr.Name == remediationv1alpha1.NameFor(fp) || rr.Status.OverallPhase.IsTerminal() || skip[rr.UID] {
+				continue
+			}
+			if newest == nil || newer(rr, newest) {
+				newest = rr
+			}
+		}
+	}
+	return newest, nil
+}
+
+// newestFinished returns the newest finished RemediationRequest of s's
+// fingerprints in the cache, the one a new RemediationRequest follows.
+func (e *Engine) newestFinished(s Signal) *remediationv1alpha1.RemediationRequest {
+	var newest *remediationv1alpha1.RemediationRequest
+	for _, fp := range []string{s.Fingerprint, s.LegacyFingerprint} {
+		if fp == "" {
+			continue
+		}
+		rrs, err := e.cache.ByFingerprint(s.Namespace, fp)
+		if err != nil {
+			return nil
+		}
+		for _, rr := range rrs {
+			if rr.Status.OverallPhase.IsTerminal() && (newest == nil || newer(rr, newest)) {
+				newest = rr
+			}
+		}
+	}
+	return newest
+}
+
+// newer orders RemediationRequests of one problem: by an earlier version's
+// slot number where both have one (their creation times have one-second
+// resolution), else by creation time, then name.
+func newer(a, b *remediationv1alpha1.RemediationRequest) bool {
+	if na, nb := legacyNumber(a.Name), legacyNumber(b.Name); na > 0 && nb > 0 && na != nb && a.Spec.SignalFingerprint == b.Spec.SignalFingerprint {
+		return na > nb
+	}
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return b.CreationTimestamp.Before(&a.CreationTimestamp)
+	}
+	return a.Name > b.Name
+}
+
+// opened is the result of one opening, shared by the signals that waited
+// for it; leader identifies the signal whose call did the work.
+type opened struct {
+	counter *counter
+	created bool
+	leader  *Signal
+}
+
+// open opens a RemediationRequest for s at its fingerprint's name: if
+// finished (the RemediationRequest there, as last seen) is set, it is
+// deleted first with a UID precondition, so that nothing but that finished
+// one is ever deleted. Concurrent signals of this process share one
+// opening; across processes, creates of the one name collide and all but
+// one get AlreadyExists and count on the winner's.
+func (e *Engine) open(ctx context.Context, s Signal, finished *remediationv1alpha1.RemediationRequest) (*counter, Outcome, error) {
+	leader := &s
+	ch := e.opening.DoChan(indexKey(s.Namespace, s.Fingerprint), func() (any, error) {
+		// The opening serves every waiter, so the first caller's
+		// cancellation must not cancel it.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.writeTimeout)
+		defer cancel()
+		c, created, err := e.openOnce(ctx, s, finished)
+		return opened{counter: c, created: created, leader: leader}, err
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, "", res.Err
+		}
+		o := res.Val.(opened)
+		if o.created && o.leader == leader {
+			return o.counter, OutcomeCreated, nil
+		}
+		return o.counter, OutcomeDeduplicated, nil
+	case <-ctx.Done():
+		return nil, "", ctx.Err()
+	}
+}
+
+func (e *Engine) openOnce(ctx context.Context, s Signal, finished *remediationv1alpha1.RemediationRequest) (*counter, bool, error) {
+	client := e.client.RemediationRequests(s.Namespace)
+	name := remediationv1alpha1.NameFor(s.Fingerprint)
+	if finished != nil && finished.Name == name && finished.DeletionTimestamp == nil {
+		uid := finished.UID
+		err := client.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		switch {
+		case err == nil:
+			deletes.WithLabelValues("deleted").Inc()
+		case apierrors.IsNotFound(err):
+			// Deleted already, by retention or another replica.
+			deletes.WithLabelValues("not_found").Inc()
+		case apierrors.IsConflict(err):
+			// The name holds a newer RemediationRequest than the finished
+			// one: someone replaced it first. Count there; the counter
+			// reads it before its first write.
+			deletes.WithLabelValues("replaced").Inc()
+			return e.install(s, name, nil, false), false, nil
+		default:
+			deletes.WithLabelValues("error").Inc()
+			return nil, false, fmt.Errorf("deleting finished RemediationRequest %s/%s: %w", s.Namespace, name, err)
+		}
+	}
+	if finished == nil {
+		finished = e.newestFinished(s)
+	}
+	created, err := client.Create(ctx, newRemediationRequest(s, finished), metav1.CreateOptions{FieldManager: FieldManager})
 	switch {
 	case err == nil:
 		creates.WithLabelValues("created").Inc()
-		call.counter = e.install(s, slot, created)
-		return call.counter, OutcomeCreated, nil
+		return e.install(s, name, created, false), true, nil
 	case apierrors.IsAlreadyExists(err):
-		// Someone else created it first: count on it. Its state is
-		// unknown here; the counter reads it before its first write.
+		// Someone else opened it first: count on it. Its state is unknown
+		// here; the counter reads it before its first write.
 		creates.WithLabelValues("already_exists").Inc()
-		call.counter = e.install(s, slot, nil)
-		return call.counter, OutcomeDeduplicated, nil
+		return e.install(s, name, nil, false), false, nil
 	default:
 		creates.WithLabelValues("error").Inc()
-		call.err = fmt.Errorf("creating RemediationRequest %s/%s: %w", s.Namespace, SlotName(s.Fingerprint, slot), err)
-		return nil, "", call.err
+		return nil, false, fmt.Errorf("creating RemediationRequest %s/%s: %w", s.Namespace, name, classifyCreate(err))
 	}
 }
 
-// lookup returns the cached active RemediationRequest of s with the highest
-// slot at or above minSlot, or else the first slot after every cached
-// terminal one.
-func (e *Engine) lookup(s Signal, minSlot int) (*remediationv1alpha1.RemediationRequest, int, error) {
-	rrs, err := e.cache.ByFingerprint(s.Namespace, s.Fingerprint)
-	if err != nil {
-		return nil, 0, fmt.Errorf("looking up fingerprint %s in the cache: %w", s.Fingerprint, err)
-	}
-	var active *remediationv1alpha1.RemediationRequest
-	activeSlot, next := -1, minSlot
-	for _, rr := range rrs {
-		slot, ok := slotOf(s.Fingerprint, rr.Name)
-		if !ok || slot < minSlot {
-			continue
-		}
-		if rr.Status.OverallPhase.IsTerminal() {
-			next = max(next, slot+1)
-		} else if slot > activeSlot {
-			active, activeSlot = rr, slot
-		}
-	}
-	return active, next, nil
-}
-
-// install makes a counter for slot the one this process uses for s's
-// fingerprint, unless it already counts on that slot or a newer one.
-func (e *Engine) install(s Signal, slot int, base *remediationv1alpha1.RemediationRequest) *counter {
+// install makes a counter on the RemediationRequest name (base: its latest
+// known version, or nil) the one this process uses for s's fingerprint. A
+// counter already there for the same name is kept: it knows at least as
+// much.
+func (e *Engine) install(s Signal, name string, base *remediationv1alpha1.RemediationRequest, legacy bool) *counter {
 	key := indexKey(s.Namespace, s.Fingerprint)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if c := e.counters[key]; c != nil && c.slot >= slot {
-		if c.slot == slot && base != nil {
+	if c := e.counters[key]; c != nil && c.name == name {
+		if base != nil {
 			c.mu.Lock()
 			if c.base == nil {
 				c.base = base
@@ -286,36 +407,49 @@ func (e *Engine) install(s Signal, slot int, base *remediationv1alpha1.Remediati
 		}
 		return c
 	}
+	fp := s.Fingerprint
+	if base != nil {
+		fp = base.Spec.SignalFingerprint
+	}
 	c := &counter{
 		engine:      e,
+		key:         key,
 		namespace:   s.Namespace,
-		name:        SlotName(s.Fingerprint, slot),
-		fingerprint: s.Fingerprint,
-		slot:        slot,
+		name:        name,
+		fingerprint: fp,
+		legacy:      legacy,
 		base:        base,
+	}
+	if legacy {
+		// Earlier versions' RemediationRequests are counted on while they
+		// last, but not remembered: the cache is checked for them anew.
+		return c
 	}
 	e.counters[key] = c
 	return c
 }
 
-// forget drops c once its RemediationRequest is terminal or deleted.
+// forget drops c once its RemediationRequest is finished or deleted.
 func (e *Engine) forget(c *counter) {
-	key := indexKey(c.namespace, c.fingerprint)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.counters[key] == c {
-		delete(e.counters, key)
+	if e.counters[c.key] == c {
+		delete(e.counters, c.key)
 	}
 }
 
 // Forget drops what the engine knows about a deleted RemediationRequest.
-// Wire it to the informer's delete events so memory follows the cluster.
-func (e *Engine) Forget(namespace, fingerprint, name string) {
+// Wire it to the informer's delete events so memory follows the cluster. A
+// counter that already counts on a newer RemediationRequest at the same
+// name (another uid) is kept.
+func (e *Engine) Forget(namespace, fingerprint, name string, uid types.UID) {
 	key := indexKey(namespace, fingerprint)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if c := e.counters[key]; c != nil && c.name == name {
-		delete(e.counters, key)
+		if known := c.uid(); known == "" || known == uid {
+			delete(e.counters, key)
+		}
 	}
 }
 
@@ -323,13 +457,10 @@ func (e *Engine) Forget(namespace, fingerprint, name string) {
 // RemediationRequest goes through the API server's dry-run create, so it is
 // validated and defaulted like a real one.
 func (e *Engine) dryRun(ctx context.Context, s Signal) (*Result, error) {
-	active, next, err := e.lookup(s, 0)
-	if err != nil {
-		return nil, err
-	}
-	key := indexKey(s.Namespace, s.Fingerprint)
+	name := remediationv1alpha1.NameFor(s.Fingerprint)
+	var active *remediationv1alpha1.RemediationRequest
 	e.mu.Lock()
-	if c := e.counters[key]; c != nil {
+	if c := e.counters[indexKey(s.Namespace, s.Fingerprint)]; c != nil {
 		c.mu.Lock()
 		if c.base != nil && !c.base.Status.OverallPhase.IsTerminal() {
 			active = c.base
@@ -337,39 +468,127 @@ func (e *Engine) dryRun(ctx context.Context, s Signal) (*Result, error) {
 		c.mu.Unlock()
 	}
 	e.mu.Unlock()
+	cached, ok := e.cache.Get(s.Namespace, name)
+	if active == nil && ok && !cached.Status.OverallPhase.IsTerminal() {
+		active = cached
+	}
+	if active == nil {
+		legacy, err := e.legacyActive(s, nil)
+		if err != nil {
+			return nil, err
+		}
+		active = legacy
+	}
+	if active == nil && s.Resolved {
+		rr, err := e.activeByGet(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		active = rr
+	}
 
 	ops := []*op{newOp(s)}
-	switch {
-	case active != nil:
+	if active != nil {
 		rr := active.DeepCopy()
 		apply(rr, ops)
 		outcome := OutcomeDeduplicated
 		switch {
 		case s.Resolved:
 			outcome = OutcomeResolved
-		case ops[0].again:
+		case ops[0].alreadyCounted:
 			outcome = OutcomeAlreadyCounted
 		}
 		return &Result{RemediationRequest: rr, Outcome: outcome}, nil
-	case s.Resolved:
-		return nil, ErrNoActiveRemediation
 	}
-	rr, err := e.client.RemediationRequests(s.Namespace).Create(ctx, newRemediationRequest(s, next),
-		metav1.CreateOptions{FieldManager: FieldManager, DryRun: []string{metav1.DryRunAll}})
-	if err != nil {
-		return nil, fmt.Errorf("dry-run creating RemediationRequest %s/%s: %w", s.Namespace, SlotName(s.Fingerprint, next), err)
+	var finished *remediationv1alpha1.RemediationRequest
+	if ok {
+		finished = cached
+	} else {
+		finished = e.newestFinished(s)
+	}
+	rr := newRemediationRequest(s, finished)
+	if !ok {
+		// The name is free as far as the cache knows: let kube-apiserver
+		// validate and default the new object. Where a finished one still
+		// holds the name, a real signal would replace it; the object is
+		// answered as built.
+		created, err := e.client.RemediationRequests(s.Namespace).Create(ctx, rr,
+			metav1.CreateOptions{FieldManager: FieldManager, DryRun: []string{metav1.DryRunAll}})
+		switch {
+		case err == nil:
+			rr = created
+		case apierrors.IsAlreadyExists(err):
+		default:
+			return nil, fmt.Errorf("dry-run creating RemediationRequest %s/%s: %w", s.Namespace, name, classifyCreate(err))
+		}
 	}
 	apply(rr, ops)
 	return &Result{RemediationRequest: rr, Outcome: OutcomeCreated}, nil
 }
 
-func newRemediationRequest(s Signal, slot int) *remediationv1alpha1.RemediationRequest {
-	return &remediationv1alpha1.RemediationRequest{
+// newRemediationRequest is the RemediationRequest s opens, following
+// previous (nil if none is known).
+func newRemediationRequest(s Signal, previous *remediationv1alpha1.RemediationRequest) *remediationv1alpha1.RemediationRequest {
+	rr := &remediationv1alpha1.RemediationRequest{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:   s.Namespace,
-			Name:        SlotName(s.Fingerprint, slot),
+			Name:        remediationv1alpha1.NameFor(s.Fingerprint),
 			Annotations: s.Annotations,
 		},
 		Spec: s.Spec,
 	}
+	rr.Spec.RemediationNumber = 1
+	if previous != nil {
+		p := &remediationv1alpha1.PreviousRemediation{
+			Name:              previous.Name,
+			UID:               previous.UID,
+			RemediationNumber: previous.Spec.RemediationNumber,
+			Phase:             previous.Status.OverallPhase,
+		}
+		if d := previous.Status.Deduplication; d != nil {
+			p.OccurrenceCount = d.OccurrenceCount
+			p.FirstSeenAt, p.LastSeenAt = d.FirstSeenAt.DeepCopy(), d.LastSeenAt.DeepCopy()
+		}
+		if p.RemediationNumber == 0 {
+			p.RemediationNumber = legacyNumber(previous.Name)
+		}
+		rr.Spec.Previous = p
+		if p.RemediationNumber > 0 {
+			rr.Spec.RemediationNumber = p.RemediationNumber + 1
+		}
+	}
+	return rr
+}
+
+// legacyNumber is the remediationNumber of a RemediationRequest that an
+// earlier version named rr-<fingerprint[:16]>-<n>: the n+1th of its
+// fingerprint. 0 if name is not such a name.
+func legacyNumber(name string) int64 {
+	rest, ok := strings.CutPrefix(name, "rr-")
+	if !ok || len(rest) < 18 || rest[16] != '-' {
+		return 0
+	}
+	n, err := strconv.ParseInt(rest[17:], 10, 64)
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != rest[17:] {
+		return 0
+	}
+	return n + 1
+}
+
+// classifyCreate wraps the errors of a create that say the namespace cannot
+// take RemediationRequests: kube-apiserver answers 404 for a missing
+// namespace and 403 with cause NamespaceTerminating for one being deleted.
+func classifyCreate(err error) error {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return err
+	}
+	st := status.Status()
+	switch {
+	case apierrors.IsNotFound(err) && st.Details != nil && st.Details.Kind == "namespaces":
+		return fmt.Errorf("%w: %w", ErrNamespaceNotFound, err)
+	case apierrors.IsForbidden(err) && apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		return fmt.Errorf("%w: %w", ErrNamespaceTerminating, err)
+	}
+	return err
 }

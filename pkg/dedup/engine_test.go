@@ -3,22 +3,77 @@ package dedup
 import (
 	"context"
 	"errors"
-	"strconv"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	clienttesting "k8s.io/client-go/testing"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned/fake"
 )
 
-const testFingerprint = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+const (
+	testFingerprint   = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	legacyFingerprint = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+)
+
+var testName = remediationv1alpha1.NameFor(testFingerprint)
+
+// activeRR is the RemediationRequest of s at its name, active, with count 3.
+func activeRR(s Signal, uid types.UID) *remediationv1alpha1.RemediationRequest {
+	return &remediationv1alpha1.RemediationRequest{
+		ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: remediationv1alpha1.NameFor(s.Fingerprint), UID: uid, ResourceVersion: "7"},
+		Spec:       s.Spec,
+		Status: remediationv1alpha1.RemediationRequestStatus{
+			OverallPhase:  remediationv1alpha1.PhaseProcessing,
+			Deduplication: &remediationv1alpha1.DeduplicationStatus{FirstSeenAt: s.Spec.ReceivedTime, LastSeenAt: s.Spec.ReceivedTime, OccurrenceCount: 3},
+		},
+	}
+}
+
+// finishedRR is the RemediationRequest of s at its name, Completed with
+// count 7, number 1.
+func finishedRR(s Signal, uid types.UID) *remediationv1alpha1.RemediationRequest {
+	rr := activeRR(s, uid)
+	rr.Spec.RemediationNumber = 1
+	rr.Status.OverallPhase = remediationv1alpha1.PhaseCompleted
+	rr.Status.Deduplication.OccurrenceCount = 7
+	return rr
+}
+
+// checkDeletePreconditions makes the fake client refuse a delete whose UID
+// precondition does not match, as kube-apiserver does (409), and records
+// the UID of every delete.
+func checkDeletePreconditions(client *fake.Clientset) *[]types.UID {
+	var uids []types.UID
+	client.PrependReactor("delete", "remediationrequests", func(action clienttesting.Action) (bool, runtime.Object, error) {
+		d := action.(clienttesting.DeleteAction)
+		pre := d.GetDeleteOptions().Preconditions
+		if pre == nil || pre.UID == nil {
+			return false, nil, nil
+		}
+		uids = append(uids, *pre.UID)
+		obj, err := client.Tracker().Get(action.GetResource(), d.GetNamespace(), d.GetName())
+		if err != nil {
+			return true, nil, err
+		}
+		if obj.(*remediationv1alpha1.RemediationRequest).UID != *pre.UID {
+			return true, nil, apierrors.NewConflict(remediationv1alpha1.Resource("remediationrequests"), d.GetName(), errors.New("Precondition failed: UID"))
+		}
+		return false, nil, nil
+	})
+	return &uids
+}
 
 // staticCache is a Cache that holds what the test put in it.
 type staticCache struct {
@@ -33,6 +88,15 @@ func (c *staticCache) ByFingerprint(namespace, fingerprint string) ([]*remediati
 		}
 	}
 	return out, nil
+}
+
+func (c *staticCache) Get(namespace, name string) (*remediationv1alpha1.RemediationRequest, bool) {
+	for _, rr := range c.rrs {
+		if rr.Namespace == namespace && rr.Name == name {
+			return rr, true
+		}
+	}
+	return nil, false
 }
 
 func (c *staticCache) HasSynced() bool { return true }
@@ -143,7 +207,7 @@ func TestGroupCommit(t *testing.T) {
 	if got := writes.calls.Load(); got != 2 {
 		t.Errorf("status writes = %d, want 2", got)
 	}
-	if got := storedCount(t, client, SlotName(testFingerprint, 0)); got != 50 {
+	if got := storedCount(t, client, testName); got != 50 {
 		t.Errorf("stored occurrenceCount = %d, want 50", got)
 	}
 }
@@ -191,7 +255,7 @@ func TestWithdrawnSignalIsNotCounted(t *testing.T) {
 	if got := writes.calls.Load(); got != 1 {
 		t.Errorf("status writes = %d, want 1: an all-withdrawn batch writes nothing", got)
 	}
-	if got := storedCount(t, client, SlotName(testFingerprint, 0)); got != 1 {
+	if got := storedCount(t, client, testName); got != 1 {
 		t.Errorf("stored occurrenceCount = %d, want 1", got)
 	}
 }
@@ -212,31 +276,29 @@ func TestConflictReappliesTheBatch(t *testing.T) {
 	if got := writes.calls.Load(); got != 5 {
 		t.Errorf("status writes = %d, want 5 (2 conflicts, then one per signal)", got)
 	}
-	if got := storedCount(t, client, SlotName(testFingerprint, 0)); got != 3 {
+	if got := storedCount(t, client, testName); got != 3 {
 		t.Errorf("stored occurrenceCount = %d, want 3", got)
 	}
 }
 
-// TestTerminalMovesToTheNextSlot: a terminal RemediationRequest is never
-// counted on; the signal opens the next slot.
-func TestTerminalMovesToTheNextSlot(t *testing.T) {
+// TestFinishedIsReplacedAtTheSameName: a finished RemediationRequest is
+// never counted on; the signal deletes exactly it (UID precondition) and
+// opens the next one at the same name, which summarizes it.
+func TestFinishedIsReplacedAtTheSameName(t *testing.T) {
 	s := testSignal()
-	done := &remediationv1alpha1.RemediationRequest{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: SlotName(testFingerprint, 0), ResourceVersion: "7"},
-		Spec:       s.Spec,
-		Status:     remediationv1alpha1.RemediationRequestStatus{OverallPhase: remediationv1alpha1.PhaseCompleted},
-	}
+	done := finishedRR(s, "uid-1")
 	client := fake.NewSimpleClientset(done.DeepCopy())
+	deletes := checkDeletePreconditions(client)
 	writes := &writeInterceptor{}
 	writes.install(client)
 
-	// The cache still shows slot 0 active: the engine must find out.
+	// The cache still shows it active: the engine must find out.
 	stale := done.DeepCopy()
 	stale.Status.OverallPhase = remediationv1alpha1.PhaseProcessing
 	stale.ResourceVersion = "6"
 	client.PrependReactor("update", "remediationrequests", func(action clienttesting.Action) (bool, runtime.Object, error) {
 		obj := action.(clienttesting.UpdateAction).GetObject().(*remediationv1alpha1.RemediationRequest)
-		if obj.Name == done.Name && obj.ResourceVersion == "6" {
+		if obj.ResourceVersion == "6" {
 			return true, nil, apierrors.NewConflict(remediationv1alpha1.Resource("remediationrequests"), obj.Name, errors.New("stale"))
 		}
 		return false, nil, nil
@@ -247,14 +309,112 @@ func TestTerminalMovesToTheNextSlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.RemediationRequest.Name != SlotName(testFingerprint, 1) || res.Outcome != OutcomeCreated {
-		t.Errorf("got %s (%s), want %s (Created)", res.RemediationRequest.Name, res.Outcome, SlotName(testFingerprint, 1))
+	rr := res.RemediationRequest
+	if rr.Name != testName || res.Outcome != OutcomeCreated || rr.Status.Deduplication.OccurrenceCount != 1 {
+		t.Errorf("got %s (%s) count %d, want %s (Created) count 1", rr.Name, res.Outcome, rr.Status.Deduplication.OccurrenceCount, testName)
 	}
-	if got := storedCount(t, client, SlotName(testFingerprint, 0)); got != 0 {
-		t.Errorf("terminal RemediationRequest count = %d, want 0", got)
+	if want := []types.UID{"uid-1"}; !slices.Equal(*deletes, want) {
+		t.Errorf("deletes with UID preconditions %v, want %v", *deletes, want)
 	}
-	if got := storedCount(t, client, SlotName(testFingerprint, 1)); got != 1 {
-		t.Errorf("new RemediationRequest count = %d, want 1", got)
+	wantPrevious := &remediationv1alpha1.PreviousRemediation{
+		Name: testName, UID: "uid-1", RemediationNumber: 1, Phase: remediationv1alpha1.PhaseCompleted, OccurrenceCount: 7,
+		FirstSeenAt: &s.Spec.ReceivedTime, LastSeenAt: &s.Spec.ReceivedTime,
+	}
+	if rr.Spec.RemediationNumber != 2 || !equality.Semantic.DeepEqual(rr.Spec.Previous, wantPrevious) {
+		t.Errorf("remediationNumber %d previous %+v, want 2 and %+v", rr.Spec.RemediationNumber, rr.Spec.Previous, wantPrevious)
+	}
+}
+
+// TestReplacementLosesToANewerOne: when the name already holds a newer
+// RemediationRequest (the UID precondition fails), the signal counts there
+// and deletes nothing.
+func TestReplacementLosesToANewerOne(t *testing.T) {
+	s := testSignal()
+	newer := activeRR(s, "uid-2")
+	client := fake.NewSimpleClientset(newer)
+	deletes := checkDeletePreconditions(client)
+	e := NewEngine(client.RemediationV1alpha1(), &staticCache{rrs: []*remediationv1alpha1.RemediationRequest{finishedRR(s, "uid-1")}})
+
+	res, err := e.Submit(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != OutcomeDeduplicated || res.RemediationRequest.UID != "uid-2" {
+		t.Errorf("got %s on %s, want Deduplicated on uid-2", res.Outcome, res.RemediationRequest.UID)
+	}
+	if len(*deletes) != 1 || storedCount(t, client, testName) != 4 {
+		t.Errorf("deletes %v, count %d; want one refused delete and count 4", *deletes, storedCount(t, client, testName))
+	}
+}
+
+// TestDeletedIsOpenedAgain: a signal whose RemediationRequest was deleted
+// under its write opens it again at the same name.
+func TestDeletedIsOpenedAgain(t *testing.T) {
+	s := testSignal()
+	client := fake.NewSimpleClientset()
+	e := NewEngine(client.RemediationV1alpha1(), &staticCache{rrs: []*remediationv1alpha1.RemediationRequest{activeRR(s, "uid-1")}})
+	res, err := e.Submit(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != OutcomeCreated || res.RemediationRequest.Spec.Previous != nil || storedCount(t, client, testName) != 1 {
+		t.Errorf("got %s previous %+v count %d, want Created, no previous, count 1", res.Outcome, res.RemediationRequest.Spec.Previous, storedCount(t, client, testName))
+	}
+}
+
+// TestPreviousBeingDeleted: a finished RemediationRequest that a finalizer
+// keeps is not replaced yet: the signal is told to come back.
+func TestPreviousBeingDeleted(t *testing.T) {
+	s := testSignal()
+	done := finishedRR(s, "uid-1")
+	now := metav1.Now()
+	done.DeletionTimestamp, done.Finalizers = &now, []string{"example.com/cleanup"}
+	client := fake.NewSimpleClientset(done)
+	e := NewEngine(client.RemediationV1alpha1(), &staticCache{rrs: []*remediationv1alpha1.RemediationRequest{done}})
+	if _, err := e.Submit(context.Background(), s); !errors.Is(err, ErrPreviousBeingDeleted) {
+		t.Fatalf("got %v, want ErrPreviousBeingDeleted", err)
+	}
+}
+
+// TestEarlierVersionsActiveIsCountedOn: an active RemediationRequest that an
+// earlier version opened under its own name and the legacy fingerprint is
+// counted on; none is opened.
+func TestEarlierVersionsActiveIsCountedOn(t *testing.T) {
+	s := testSignal()
+	s.LegacyFingerprint = legacyFingerprint
+	legacy := activeRR(s, "uid-old")
+	legacy.Name, legacy.Spec.SignalFingerprint = "rr-"+legacyFingerprint[:16]+"-3", legacyFingerprint
+	client := fake.NewSimpleClientset(legacy)
+	e := NewEngine(client.RemediationV1alpha1(), &staticCache{rrs: []*remediationv1alpha1.RemediationRequest{legacy}})
+	res, err := e.Submit(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RemediationRequest.Name != legacy.Name || res.Outcome != OutcomeDeduplicated || storedCount(t, client, legacy.Name) != 4 {
+		t.Errorf("got %s (%s) count %d, want %s (Deduplicated) count 4", res.RemediationRequest.Name, res.Outcome, storedCount(t, client, legacy.Name), legacy.Name)
+	}
+	for _, a := range client.Actions() {
+		if a.GetVerb() == "create" || a.GetVerb() == "delete" {
+			t.Errorf("unexpected %s", a.GetVerb())
+		}
+	}
+
+	// Once it finished, the next signal opens the fingerprint's own
+	// RemediationRequest, number 5 after slot 3, and leaves the old one.
+	finished := legacy.DeepCopy()
+	finished.Status.OverallPhase = remediationv1alpha1.PhaseCompleted
+	client = fake.NewSimpleClientset(finished)
+	e = NewEngine(client.RemediationV1alpha1(), &staticCache{rrs: []*remediationv1alpha1.RemediationRequest{finished}})
+	res, err = e.Submit(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr := res.RemediationRequest
+	if rr.Name != testName || res.Outcome != OutcomeCreated || rr.Spec.RemediationNumber != 5 || rr.Spec.Previous == nil || rr.Spec.Previous.Name != legacy.Name {
+		t.Errorf("got %s (%s) number %d previous %+v, want %s (Created) number 5 after %s", rr.Name, res.Outcome, rr.Spec.RemediationNumber, rr.Spec.Previous, testName, legacy.Name)
+	}
+	if _, err := client.RemediationV1alpha1().RemediationRequests("default").Get(context.Background(), legacy.Name, metav1.GetOptions{}); err != nil {
+		t.Errorf("the earlier version's RemediationRequest: %v, want it left alone", err)
 	}
 }
 
@@ -266,21 +426,80 @@ func TestResolvedWithoutActive(t *testing.T) {
 	if _, err := e.Submit(context.Background(), s); !errors.Is(err, ErrNoActiveRemediation) {
 		t.Fatalf("got %v, want ErrNoActiveRemediation", err)
 	}
-	if len(client.Actions()) != 0 {
-		t.Errorf("a Resolved signal without an active RemediationRequest made API calls: %v", client.Actions())
+	// One read makes sure the cache did not miss a new one; nothing else.
+	if got := client.Actions(); len(got) != 1 || got[0].GetVerb() != "get" {
+		t.Errorf("actions %v, want one get", got)
 	}
 }
 
-func TestSlotNames(t *testing.T) {
-	for _, slot := range []int{0, 1, 9, 10, 12345} {
-		name := SlotName(testFingerprint, slot)
-		if got, ok := slotOf(testFingerprint, name); !ok || got != slot {
-			t.Errorf("slotOf(%q) = %d, %v; want %d", name, got, ok, slot)
+// TestResolvedFindsAnUncachedActive: a Resolved signal whose active
+// RemediationRequest is not in the cache yet still resolves it.
+func TestResolvedFindsAnUncachedActive(t *testing.T) {
+	s := testSignal()
+	client := fake.NewSimpleClientset(activeRR(s, "uid-1"))
+	e := NewEngine(client.RemediationV1alpha1(), &staticCache{})
+	s.Resolved = true
+	res, err := e.Submit(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != OutcomeResolved || res.RemediationRequest.Status.Deduplication.LastResolvedAt == nil || res.RemediationRequest.Status.Deduplication.OccurrenceCount != 3 {
+		t.Errorf("got %s %+v, want Resolved with lastResolvedAt and count 3", res.Outcome, res.RemediationRequest.Status.Deduplication)
+	}
+}
+
+func TestForgetKeepsANewerCounter(t *testing.T) {
+	s := testSignal()
+	client := fake.NewSimpleClientset(activeRR(s, "uid-2"))
+	e := NewEngine(client.RemediationV1alpha1(), &staticCache{rrs: []*remediationv1alpha1.RemediationRequest{activeRR(s, "uid-2")}})
+	if _, err := e.Submit(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	key := indexKey("default", testFingerprint)
+	e.Forget("default", testFingerprint, testName, "uid-1")
+	if e.counters[key] == nil {
+		t.Fatal("the delete of an older RemediationRequest at the name dropped the counter of the newer one")
+	}
+	e.Forget("default", testFingerprint, testName, "uid-2")
+	if e.counters[key] != nil {
+		t.Fatal("the counter of a deleted RemediationRequest was kept")
+	}
+}
+
+func TestClassifyCreate(t *testing.T) {
+	gr := remediationv1alpha1.Resource("remediationrequests")
+	missing := apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, "gone")
+	terminating := apierrors.NewForbidden(gr, "x", errors.New("unable to create new content in namespace gone because it is being terminated"))
+	terminating.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: corev1.NamespaceTerminatingCause, Field: "metadata.namespace"}}
+	tests := []struct {
+		err  error
+		want error
+	}{
+		{missing, ErrNamespaceNotFound},
+		{terminating, ErrNamespaceTerminating},
+		{apierrors.NewNotFound(gr, "x"), nil},
+		{apierrors.NewForbidden(gr, "x", errors.New("rbac")), nil},
+	}
+	for _, tt := range tests {
+		got := classifyCreate(tt.err)
+		if !errors.Is(got, tt.err) || (tt.want != nil) != errors.Is(got, tt.want) {
+			t.Errorf("classifyCreate(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+		for _, sentinel := range []error{ErrNamespaceNotFound, ErrNamespaceTerminating} {
+			if sentinel != tt.want && errors.Is(got, sentinel) {
+				t.Errorf("classifyCreate(%v) is %v", tt.err, sentinel)
+			}
 		}
 	}
-	for _, name := range []string{"rr-0123456789abcdef-", "rr-0123456789abcdef-01", "rr-0123456789abcdef--1", "rr-0123456789abcdee-1", "web"} {
-		if slot, ok := slotOf(testFingerprint, name); ok {
-			t.Errorf("slotOf(%q) = %d, want no slot", name, slot)
+}
+
+func TestLegacyNumber(t *testing.T) {
+	for name, want := range map[string]int64{
+		"rr-0123456789abcdef-0": 1, "rr-0123456789abcdef-12": 13, "rr-0123456789abcdef-01": 0,
+		"rr-0123456789abcdef-": 0, "rr-0123456789abcdef--1": 0, testName: 0, "web": 0,
+	} {
+		if got := legacyNumber(name); got != want {
+			t.Errorf("legacyNumber(%q) = %d, want %d", name, got, want)
 		}
 	}
 }
@@ -330,13 +549,7 @@ func TestConcurrentSignalsShareOneCreate(t *testing.T) {
 		wg.Add(1)
 		go submit()
 	}
-	key := indexKey("default", testFingerprint) + "/0"
-	waitFor(t, func() bool {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		return e.creating[key] != nil
-	})
-	time.Sleep(10 * time.Millisecond) // let the 19 reach the wait; the assertions below do not depend on it
+	time.Sleep(10 * time.Millisecond) // let the 19 reach the shared create; the assertions below do not depend on it
 	close(hold)
 	wg.Wait()
 	close(outcomes)
@@ -351,7 +564,7 @@ func TestConcurrentSignalsShareOneCreate(t *testing.T) {
 	if n := createCalls.Load(); n != 1 {
 		t.Errorf("creates = %d, want 1", n)
 	}
-	if c := storedCount(t, client, SlotName(testFingerprint, 0)); c != 20 {
+	if c := storedCount(t, client, testName); c != 20 {
 		t.Errorf("stored occurrenceCount = %d, want 20", c)
 	}
 }
@@ -376,7 +589,7 @@ func TestIdempotencyKeyCountsOnce(t *testing.T) {
 			t.Errorf("signal %d (key %q): outcome %s, want %s", i, key, res.Outcome, want[i])
 		}
 	}
-	if got := storedCount(t, client, SlotName(testFingerprint, 0)); got != 3 {
+	if got := storedCount(t, client, testName); got != 3 {
 		t.Errorf("stored occurrenceCount = %d, want 3 (a, b and the unkeyed one)", got)
 	}
 
@@ -407,33 +620,14 @@ func TestIdempotencyKeyCountsOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rr, err := client.RemediationV1alpha1().RemediationRequests("default").Get(context.Background(), SlotName(testFingerprint, 0), metav1.GetOptions{})
+	rr, err := client.RemediationV1alpha1().RemediationRequests("default").Get(context.Background(), testName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := rr.Status.Deduplication.OccurrenceCount; got != 5 {
 		t.Errorf("stored occurrenceCount = %d, want 5", got)
 	}
-	if got := len(rr.Status.Deduplication.RecentIdempotencyKeys); got != 4 {
-		t.Errorf("recentIdempotencyKeys has %d entries, want 4 (a, b, d, c)", got)
-	}
-}
-
-// TestIdempotencyKeysAreBounded: the oldest keys are dropped past 256.
-func TestIdempotencyKeysAreBounded(t *testing.T) {
-	rr := &remediationv1alpha1.RemediationRequest{}
-	var ops []*op
-	for i := range maxIdempotencyKeys + 10 {
-		s := testSignal()
-		s.IdempotencyKey = strconv.Itoa(i)
-		ops = append(ops, newOp(s))
-	}
-	apply(rr, ops)
-	keys := rr.Status.Deduplication.RecentIdempotencyKeys
-	if len(keys) != maxIdempotencyKeys || keys[0] != ops[10].key || keys[len(keys)-1] != ops[len(ops)-1].key {
-		t.Errorf("kept %d keys from %q to %q, want the newest %d", len(keys), keys[0], keys[len(keys)-1], maxIdempotencyKeys)
-	}
-	if got := rr.Status.Deduplication.OccurrenceCount; got != maxIdempotencyKeys+10 {
-		t.Errorf("occurrenceCount = %d, want %d", got, maxIdempotencyKeys+10)
+	if got := len(rr.Status.Deduplication.IdempotencyKeys); got != 4*8 {
+		t.Errorf("idempotencyKeys holds %d bytes, want 4 digests (a, b, d, c)", got)
 	}
 }

@@ -41,9 +41,21 @@ var (
 	reads = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace:      metricsNamespace,
 		Name:           "remediationrequest_reads_total",
-		Help:           "GETs of RemediationRequests from kube-apiserver by reason: no_base (first write after losing a create race or an error), conflict, successor (after a deletion).",
+		Help:           "GETs of RemediationRequests from kube-apiserver by reason: no_base (first write after losing a create race or an error), conflict, resolved (a Resolved signal found no active one in the cache).",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"reason"})
+	deletes = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace:      metricsNamespace,
+		Name:           "remediationrequest_deletes_total",
+		Help:           "Deletes of finished RemediationRequests, each to open the next one at its name, by result: deleted, not_found (gone already), replaced (a newer one held the name: the UID precondition failed), error.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"result"})
+	keysEvicted = metrics.NewCounter(&metrics.CounterOpts{
+		Namespace:      metricsNamespace,
+		Name:           "idempotency_keys_evicted_total",
+		Help:           "Idempotency keys evicted from the window of a RemediationRequest because it was full; a redelivery of an evicted key is counted again.",
+		StabilityLevel: metrics.ALPHA,
+	})
 )
 
 var registerOnce sync.Once
@@ -52,6 +64,6 @@ var registerOnce sync.Once
 // which the server's /metrics serves.
 func RegisterMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(statusWrites, signalsPerWrite, creates, reads)
+		legacyregistry.MustRegister(statusWrites, signalsPerWrite, creates, reads, deletes, keysEvicted)
 	})
 }

@@ -2,7 +2,7 @@
 //
 // A fingerprint is the lowercase hex SHA-256 of a domain tag and the
 // identity fields, joined with NUL bytes. Two domains exist: one for the
-// target identity (the default), one for a key the sender chose. The tags
+// target object (the default), one for a key the sender chose. The tags
 // differ, so a caller-chosen key can never produce a default fingerprint.
 package fingerprint
 
@@ -13,8 +13,11 @@ import (
 )
 
 const (
-	targetDomain = "signals.remediation.io/v1/target"
+	objectDomain = "signals.remediation.io/v1/object"
 	keyDomain    = "signals.remediation.io/v1/key"
+	// legacyTargetDomain is the default fingerprint's domain before the
+	// API group was part of it.
+	legacyTargetDomain = "signals.remediation.io/v1/target"
 )
 
 // Target identifies the object a signal is about. The alert name is left
@@ -24,13 +27,24 @@ type Target struct {
 	// system; empty for a single cluster.
 	ClusterID string
 	Namespace string
-	Kind      string
-	Name      string
+	// Group is the object's API group, empty for the core group: a core
+	// Service and a Knative Service of one name are different problems.
+	Group string
+	Kind  string
+	Name  string
 }
 
 // ForTarget returns the default fingerprint of signals about t.
 func ForTarget(t Target) string {
-	return sum(targetDomain, t.ClusterID, t.Namespace, t.Kind, t.Name)
+	return sum(objectDomain, t.ClusterID, t.Namespace, t.Group, t.Kind, t.Name)
+}
+
+// LegacyForTarget returns the default fingerprint that versions before the
+// API group was part of it gave signals about t. It only serves to find the
+// RemediationRequests those versions opened, so that an upgrade continues
+// them instead of opening a second one.
+func LegacyForTarget(t Target) string {
+	return sum(legacyTargetDomain, t.ClusterID, t.Namespace, t.Kind, t.Name)
 }
 
 // ForKey returns the fingerprint of signals that carry the sender's own
@@ -51,6 +65,6 @@ func sum(fields ...string) string {
 }
 
 func write(h hash.Hash, s string) {
-	h.Write([]byte(s)) //nolint:errcheck // hash.Hash.Write never fails
-	h.Write([]byte{0}) //nolint:errcheck // hash.Hash.Write never fails
+	_, _ = h.Write([]byte(s)) // hash.Hash.Write never fails
+	_, _ = h.Write([]byte{0})
 }

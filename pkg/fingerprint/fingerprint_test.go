@@ -7,7 +7,8 @@ import (
 )
 
 // The vectors pin the fingerprint: changing them splits every live
-// remediation in two, so a change here needs a migration plan.
+// remediation in two, so a change here needs a migration plan (the last one
+// added the API group; LegacyForTarget finds what came before).
 func TestForTargetVectors(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -16,7 +17,50 @@ func TestForTargetVectors(t *testing.T) {
 	}{
 		{
 			name:   "namespaced deployment",
-			target: Target{Namespace: "default", Kind: "Deployment", Name: "web"},
+			target: Target{Namespace: "default", Group: "apps", Kind: "Deployment", Name: "web"},
+			want:   "a90244ea4ea6db3d52325735622fa704d707969cce8169714bdcf1b692e0adb3",
+		},
+		{
+			name:   "cluster-scoped node",
+			target: Target{Kind: "Node", Name: "worker-1"},
+			want:   "4f88136043e1ae8b4b20f4ead2477f7ef55fcda591153e3368c7e2aedff922f4",
+		},
+		{
+			name:   "cluster id set",
+			target: Target{ClusterID: "prod-eu", Namespace: "default", Group: "apps", Kind: "Deployment", Name: "web"},
+			want:   "7bb458a1f8be883d4663eca9c74a38c7acc48d8c1253b886e024c6e1cad4e204",
+		},
+		{
+			name:   "core service",
+			target: Target{Namespace: "default", Kind: "Service", Name: "web"},
+			want:   "0559ed2a385d541bf860949be4d5293a1564ccc3e77859e83f33483d9af8a26f",
+		},
+		{
+			name:   "knative service of the same name",
+			target: Target{Namespace: "default", Group: "serving.knative.dev", Kind: "Service", Name: "web"},
+			want:   "6938da1dc42618462753103f71bb009cfb11a1e5511fe9c3c483914e6b39b869",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ForTarget(tt.target); got != tt.want {
+				t.Errorf("ForTarget(%+v) = %s, want %s", tt.target, got, tt.want)
+			}
+		})
+	}
+}
+
+// The legacy vectors are the fingerprints earlier versions gave these
+// targets; RemediationRequests carrying them are found after an upgrade.
+func TestLegacyForTargetVectors(t *testing.T) {
+	tests := []struct {
+		name   string
+		target Target
+		want   string
+	}{
+		{
+			name:   "namespaced deployment, group ignored",
+			target: Target{Namespace: "default", Group: "apps", Kind: "Deployment", Name: "web"},
 			want:   "bc83e35971f7e49bd45c2cb07855bb2b3cae0173414b2e4afe01675ba98242bb",
 		},
 		{
@@ -32,8 +76,8 @@ func TestForTargetVectors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := ForTarget(tt.target); got != tt.want {
-				t.Errorf("ForTarget(%+v) = %s, want %s", tt.target, got, tt.want)
+			if got := LegacyForTarget(tt.target); got != tt.want {
+				t.Errorf("LegacyForTarget(%+v) = %s, want %s", tt.target, got, tt.want)
 			}
 		})
 	}
@@ -59,8 +103,8 @@ func TestForKeyVectors(t *testing.T) {
 // TestEncoding checks the documented construction against an independent
 // computation, so docs/dedup.md can be followed by hand.
 func TestEncoding(t *testing.T) {
-	raw := sha256.Sum256([]byte("signals.remediation.io/v1/target\x00\x00default\x00Deployment\x00web\x00"))
-	if got, want := ForTarget(Target{Namespace: "default", Kind: "Deployment", Name: "web"}), hex.EncodeToString(raw[:]); got != want {
+	raw := sha256.Sum256([]byte("signals.remediation.io/v1/object\x00\x00default\x00apps\x00Deployment\x00web\x00"))
+	if got, want := ForTarget(Target{Namespace: "default", Group: "apps", Kind: "Deployment", Name: "web"}), hex.EncodeToString(raw[:]); got != want {
 		t.Errorf("ForTarget = %s, want %s", got, want)
 	}
 	raw = sha256.Sum256([]byte("signals.remediation.io/v1/key\x00incident-42\x00"))
@@ -84,6 +128,8 @@ func TestDomainsAndFieldsAreSeparated(t *testing.T) {
 	add("target a/b", ForTarget(Target{Namespace: "a", Kind: "b", Name: "c"}))
 	add("target ab/", ForTarget(Target{Namespace: "ab", Kind: "", Name: "c"}))
 	add("target cluster", ForTarget(Target{ClusterID: "a", Kind: "b", Name: "c"}))
+	add("target group", ForTarget(Target{Namespace: "a", Group: "b", Kind: "c", Name: "d"}))
+	add("legacy target", LegacyForTarget(Target{Namespace: "a", Kind: "b", Name: "c"}))
 	add("key of same bytes", ForKey("\x00a\x00b\x00c"))
 	add("alert name does not matter", ForKey("a"))
 }

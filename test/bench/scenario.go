@@ -109,7 +109,7 @@ func newWorkload(s Scenario, namespace string) *workload {
 		}}
 		w.signals = append(w.signals, sig)
 		w.fingerprints = append(w.fingerprints, fingerprint.ForTarget(fingerprint.Target{
-			Namespace: namespace, Kind: sig.Spec.Target.Kind, Name: sig.Spec.Target.Name,
+			Namespace: namespace, Group: "apps", Kind: sig.Spec.Target.Kind, Name: sig.Spec.Target.Name,
 		}))
 	}
 	return w

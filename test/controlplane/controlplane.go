@@ -1,6 +1,7 @@
 // Package controlplane runs a real etcd and kube-apiserver (through envtest)
 // set up for API aggregation, plus signal-apiserver processes registered with
-// it. The Ginkgo suites under test/ and `make run` (hack/local-up) use it.
+// it, each optionally behind a fault-injecting Proxy. The Ginkgo suites under
+// test/ and `make run` (hack/local-up) use it.
 //
 // Everything a run creates lives under Options.StateDir: certificates, etcd
 // data, kubeconfigs and one log file per process. Start wipes what an earlier
@@ -87,10 +88,14 @@ type ControlPlane struct {
 	admin            *rest.Config
 	adminKubeconfig  string
 	serverKubeconfig string
-	logs             []*os.File
+	// serverConfig reaches kube-apiserver as ServerUser; proxies forward
+	// with it.
+	serverConfig *rest.Config
+	logs         []*os.File
 
 	mu      sync.Mutex
 	servers []*Server
+	proxies []*Proxy
 	stopped bool
 }
 
@@ -194,7 +199,7 @@ func Start(ctx context.Context, o Options) (_ *ControlPlane, retErr error) {
 		return nil, err
 	}
 	if err := c.applyFiles(ctx, filepath.Join(o.RepoRoot, "artifacts", "deploy"),
-		"namespace.yaml", "serviceaccount.yaml", "rbac.yaml"); err != nil {
+		"namespace.yaml", "serviceaccount.yaml", "rbac.yaml", "policy.yaml"); err != nil {
 		return nil, err
 	}
 
@@ -202,6 +207,7 @@ func Start(ctx context.Context, o Options) (_ *ControlPlane, retErr error) {
 	if err != nil {
 		return nil, fmt.Errorf("adding user %s: %w", ServerUser, err)
 	}
+	c.serverConfig = server.Config()
 	kubeconfig, err := server.KubeConfig()
 	if err != nil {
 		return nil, err
@@ -292,8 +298,9 @@ func (c *ControlPlane) AddUser(name string, groups []string) (*rest.Config, erro
 	return u.Config(), nil
 }
 
-// Stop stops the signal-apiserver processes, then kube-apiserver and etcd.
-// It leaves StateDir in place; calling it again does nothing.
+// Stop closes the proxies (releasing what they hold), stops the
+// signal-apiserver processes, then kube-apiserver and etcd. It leaves
+// StateDir in place; calling it again does nothing.
 func (c *ControlPlane) Stop() error {
 	c.mu.Lock()
 	if c.stopped {
@@ -301,10 +308,15 @@ func (c *ControlPlane) Stop() error {
 		return nil
 	}
 	c.stopped = true
-	servers := c.servers
+	servers, proxies := c.servers, c.proxies
 	c.mu.Unlock()
 
 	var errs []error
+	for _, p := range proxies {
+		if err := p.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing proxy %s: %w", p.Name, err))
+		}
+	}
 	for i := len(servers) - 1; i >= 0; i-- {
 		if err := servers[i].Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stopping %s: %w", servers[i].Name, err))

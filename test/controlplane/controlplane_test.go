@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,11 +22,15 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	aggregatorclientset "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
+	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
 )
 
 // TestControlPlane runs the harness against a stub signal-apiserver
@@ -116,7 +121,7 @@ func TestControlPlane(t *testing.T) {
 			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Subresource: "status", Verb: "patch", Namespace: "default"}, false},
 			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Verb: "update", Namespace: "default"}, false},
 			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Verb: "patch", Namespace: "default"}, false},
-			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Verb: "delete", Namespace: "default"}, false},
+			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Verb: "delete", Namespace: "default"}, true},
 			{authorizationv1.ResourceAttributes{Group: "authentication.k8s.io", Resource: "tokenreviews", Verb: "create"}, true},
 			{authorizationv1.ResourceAttributes{Group: "authorization.k8s.io", Resource: "subjectaccessreviews", Verb: "create"}, true},
 			{authorizationv1.ResourceAttributes{Resource: "configmaps", Verb: "get", Namespace: "kube-system", Name: "extension-apiserver-authentication"}, true},
@@ -168,7 +173,7 @@ func TestControlPlane(t *testing.T) {
 			"selfsubjectaccessreviews.authorization.k8s.io [] [] [create]",
 			"selfsubjectrulesreviews.authorization.k8s.io [] [] [create]",
 			"subjectaccessreviews.authorization.k8s.io [] [] [create]",
-			"remediationrequests.remediation.io [] [] [get list watch create]",
+			"remediationrequests.remediation.io [] [] [get list watch create delete]",
 			"namespaces [] [] [get list watch]",
 			"clustertrustbundles.certificates.k8s.io [] [] [get list watch]",
 			"[/.well-known/openid-configuration/] [] [get]",
@@ -225,6 +230,10 @@ func TestControlPlane(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("kubectl apply -k artifacts/deploy: %v\n%s", err, out)
 		}
+	})
+
+	t.Run("a proxy forwards as the server, holds requests and pauses watches", func(t *testing.T) {
+		testProxy(ctx, t, cp, admin)
 	})
 
 	t.Run("two replicas behind the aggregator", func(t *testing.T) {
@@ -319,4 +328,131 @@ func whoamiThrough(ctx context.Context, t *testing.T, cfg *rest.Config) whoami {
 		t.Fatalf("whoami via %s: %v", cfg.Host, err)
 	}
 	return got
+}
+
+// testProxy starts the stub behind a Proxy: it reads the front-proxy
+// settings and lists RemediationRequests through it, which RBAC allows only
+// to signal-apiserver's user, so a ready stub proves the proxy forwards as
+// that user. Then it holds the stub's list, and pauses a watch.
+func testProxy(ctx context.Context, t *testing.T, cp *ControlPlane, admin *rest.Config) {
+	p, err := cp.StartProxy("proxy-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+
+	rrs := versioned.NewForConfigOrDie(admin).RemediationV1alpha1().RemediationRequests("default")
+	// kube-apiserver answers 429 until the CRD's watch cache is ready, and
+	// builds it on first use; client-go retries.
+	if _, err := rrs.List(ctx, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	hold := p.Hold(func(r Request) bool { return r.Verb == "list" && r.Resource == "remediationrequests" })
+	s, err := cp.StartServerNoWait("stub-proxied", ThroughProxy(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	held, err := hold.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold.Stop()
+	if held.Method != http.MethodGet || held.APIGroup != "remediation.io" || held.Namespace != "" {
+		t.Errorf("held %+v, want a cluster-wide list of remediation.io remediationrequests", held.Request)
+	}
+	// Not ready while its list is held.
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		code, _, err := cp.ServerReadyz(ctx, s)
+		if err != nil {
+			return false, nil // not listening yet
+		}
+		if code != http.StatusServiceUnavailable {
+			return false, fmt.Errorf("/readyz = %d while the list is held, want 503", code)
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held.Release()
+	if code, err := held.Answer(ctx); err != nil || code != http.StatusOK {
+		t.Fatalf("the released list: %d, %v; want 200", code, err)
+	}
+	if err := cp.WaitForServerReady(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+
+	proxied := versioned.NewForConfigOrDie(p.RESTConfig()).RemediationV1alpha1().RemediationRequests("default")
+	list, err := proxied.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := proxied.Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	next := func() watch.Event {
+		t.Helper()
+		for {
+			select {
+			case ev := <-w.ResultChan():
+				if ev.Type != watch.Bookmark {
+					return ev
+				}
+			case <-ctx.Done():
+				t.Fatal("no watch event")
+			}
+		}
+	}
+
+	p.PauseWatches()
+	a, err := rrs.Create(ctx, newRemediationRequest("proxy-a"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := rrs.Create(ctx, newRemediationRequest("proxy-b"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rrs.Delete(ctx, a.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fired := p.PauseWatchesAfter(func(ev WatchEvent) bool { return ev.Type == "ADDED" && ev.UID == b.UID })
+	p.ResumeWatches()
+	for _, want := range []*remediationv1alpha1.RemediationRequest{a, b} {
+		ev := next()
+		if got := ev.Object.(*remediationv1alpha1.RemediationRequest); ev.Type != watch.Added || got.UID != want.UID {
+			t.Fatalf("got %s %s, want ADDED %s", ev.Type, got.Name, want.Name)
+		}
+	}
+	if ev := <-fired; ev.Name != b.Name || ev.Namespace != "default" || ev.ResourceVersion != b.ResourceVersion {
+		t.Errorf("the pause fired on %+v, want the ADDED event of %s", ev, b.Name)
+	}
+	// The deletion reached the proxy long ago; it stays buffered.
+	select {
+	case ev := <-w.ResultChan():
+		t.Fatalf("got %s while paused", ev.Type)
+	case <-time.After(time.Second):
+	}
+	p.ResumeWatches()
+	if ev := next(); ev.Type != watch.Deleted || ev.Object.(*remediationv1alpha1.RemediationRequest).UID != a.UID {
+		t.Fatalf("got %s, want DELETED %s", ev.Type, a.Name)
+	}
+}
+
+func newRemediationRequest(name string) *remediationv1alpha1.RemediationRequest {
+	now := metav1.Now()
+	return &remediationv1alpha1.RemediationRequest{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: remediationv1alpha1.RemediationRequestSpec{
+			SignalFingerprint: strings.Repeat("0", 64),
+			SignalName:        "ProxyTest",
+			SignalSource:      "controlplane-test",
+			TargetResource:    remediationv1alpha1.ResourceReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "default", Name: "proxy-test"},
+			FiringTime:        now,
+			ReceivedTime:      now,
+		},
+	}
 }

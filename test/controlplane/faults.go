@@ -22,8 +22,15 @@ func (c *ControlPlane) crdDir() string { return filepath.Join(c.opts.RepoRoot, "
 // InstallCRDs installs the CRDs of artifacts/crd, for a control plane started
 // WithoutCRDs, and waits until they are Established.
 func (c *ControlPlane) InstallCRDs(ctx context.Context) error {
+	return c.InstallCRDsFrom(ctx, c.crdDir())
+}
+
+// InstallCRDsFrom installs, or updates, the CRDs of the given files or
+// folders, and waits until they are Established: an upgrade test installs an
+// earlier version's CRD first.
+func (c *ControlPlane) InstallCRDsFrom(ctx context.Context, paths ...string) error {
 	crds, err := envtest.InstallCRDs(c.admin, envtest.CRDInstallOptions{
-		Paths:              []string{c.crdDir()},
+		Paths:              paths,
 		ErrorIfPathMissing: true,
 	})
 	if err != nil {

@@ -71,7 +71,7 @@ var _ = Describe("The signals API", func() {
 		example := filepath.Join("artifacts", "examples", "signal.yaml")
 		first, err := kubectl(ctx, "create", "-f", example)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(first).To(MatchRegexp(`^remediationrequest\.remediation\.io/rr-[0-9a-f]{16}-0 created\n$`))
+		Expect(first).To(MatchRegexp(`^remediationrequest\.remediation\.io/rr-[0-9a-f]{60} created\n$`))
 		name := strings.TrimSuffix(strings.TrimPrefix(first, "remediationrequest.remediation.io/"), " created\n")
 
 		second, err := kubectl(ctx, "create", "-f", example, "-o", "yaml")
@@ -84,7 +84,7 @@ var _ = Describe("The signals API", func() {
 		Expect(rr.Annotations).To(HaveKeyWithValue(signalregistry.OutcomeAnnotation, "Deduplicated"))
 		Expect(countOf(&rr)).To(Equal(int64(2)))
 
-		fp := fingerprint.ForTarget(fingerprint.Target{Namespace: "default", Kind: "Deployment", Name: "web"})
+		fp := fingerprint.ForTarget(fingerprint.Target{Namespace: "default", Group: "apps", Kind: "Deployment", Name: "web"})
 		rrs := rrsOf(ctx, "default", fp)
 		Expect(rrs).To(HaveLen(1))
 		Expect(rrs[0].Name).To(Equal(name))
@@ -115,7 +115,7 @@ var _ = Describe("The signals API", func() {
 		s := newSignal("default")
 		rr, err := admin.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		Expect(err).NotTo(HaveOccurred())
-		Expect(rr.Name).To(MatchRegexp(`^rr-[0-9a-f]{16}-0$`))
+		Expect(rr.Name).To(MatchRegexp(`^rr-[0-9a-f]{60}$`))
 		Expect(rr.Annotations).To(HaveKeyWithValue(signalregistry.OutcomeAnnotation, "Created"))
 		Expect(countOf(rr)).To(Equal(int64(1)))
 		Expect(rrsOf(ctx, "default", fingerprintOf(s))).To(BeEmpty())
@@ -132,7 +132,7 @@ var _ = Describe("The signals API", func() {
 
 		out, err := kubectl(ctx, "create", "--dry-run=server", "-f", filepath.Join("artifacts", "examples", "signal.yaml"), "-o", "name")
 		Expect(err).NotTo(HaveOccurred())
-		Expect(out).To(MatchRegexp(`^remediationrequest\.remediation\.io/rr-[0-9a-f]{16}-\d+\n$`))
+		Expect(out).To(MatchRegexp(`^remediationrequest\.remediation\.io/rr-[0-9a-f]{60}\n$`))
 	})
 
 	It("rejects invalid signals with 422 naming every bad field, creating nothing", func(ctx SpecContext) {

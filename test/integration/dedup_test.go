@@ -58,37 +58,35 @@ var _ = Describe("Deduplication", func() {
 		Expect(highest).To(Equal(int64(200)))
 	})
 
-	It("opens a new RemediationRequest once the active one is terminal and leaves the old one untouched", func(ctx SpecContext) {
+	It("replaces a terminal RemediationRequest at the same name with the next one, which summarizes it", func(ctx SpecContext) {
 		s := newSignal("default")
 		first, err := admin.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
+		Expect(first.Spec.RemediationNumber).To(Equal(int64(1)))
+		Expect(first.Spec.Previous).To(BeNil())
 
 		rrs := admin.RemediationV1alpha1().RemediationRequests("default")
 		old, err := rrs.Get(ctx, first.Name, metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		old.Status.OverallPhase = remediationv1alpha1.PhaseCompleted
-		completed, err := rrs.UpdateStatus(ctx, old, metav1.UpdateOptions{})
+		_, err = rrs.UpdateStatus(ctx, old, metav1.UpdateOptions{})
 		Expect(err).NotTo(HaveOccurred())
 
-		next, err := admin.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{})
-		Expect(err).NotTo(HaveOccurred())
-		Expect(next.Name).NotTo(Equal(first.Name))
-		Expect(countOf(next)).To(Equal(int64(1)))
-
-		after, err := rrs.Get(ctx, first.Name, metav1.GetOptions{})
-		Expect(err).NotTo(HaveOccurred())
-		Expect(after.ResourceVersion).To(Equal(completed.ResourceVersion))
-		Expect(countOf(after)).To(Equal(int64(1)))
-
+		results := sendConcurrently(ctx, s, 5, admin)
+		Expect(outcomes(results)).To(Equal(map[string]int{"Created": 1, "Deduplicated": 4}))
 		all := rrsOf(ctx, "default", fingerprintOf(s))
-		Expect(all).To(HaveLen(2))
-		active := 0
-		for _, rr := range all {
-			if !rr.Status.OverallPhase.IsTerminal() {
-				active++
-			}
-		}
-		Expect(active).To(Equal(1))
+		Expect(all).To(HaveLen(1))
+		next := all[0]
+		Expect(next.Name).To(Equal(first.Name))
+		Expect(next.UID).NotTo(Equal(first.UID))
+		Expect(next.Status.OverallPhase.IsTerminal()).To(BeFalse())
+		Expect(countOf(&next)).To(Equal(int64(5)))
+		Expect(next.Spec.RemediationNumber).To(Equal(int64(2)))
+		Expect(next.Spec.Previous).NotTo(BeNil())
+		Expect(*next.Spec.Previous).To(Equal(remediationv1alpha1.PreviousRemediation{
+			Name: first.Name, UID: first.UID, RemediationNumber: 1, Phase: remediationv1alpha1.PhaseCompleted, OccurrenceCount: 1,
+			FirstSeenAt: &first.Status.Deduplication.FirstSeenAt, LastSeenAt: &first.Status.Deduplication.LastSeenAt,
+		}))
 	})
 
 	It("creates a deleted active RemediationRequest again at the same name", func(ctx SpecContext) {
@@ -106,7 +104,7 @@ var _ = Describe("Deduplication", func() {
 		Expect(countOf(&rrs[0])).To(Equal(int64(5)))
 	})
 
-	It("goes on to the successor when a terminal RemediationRequest it counted on was deleted", func(ctx SpecContext) {
+	It("opens a new RemediationRequest, number 1 again, when retention deleted the terminal one", func(ctx SpecContext) {
 		s := newSignal("default")
 		first, err := admin.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
@@ -116,16 +114,16 @@ var _ = Describe("Deduplication", func() {
 		current.Status.OverallPhase = remediationv1alpha1.PhaseCompleted
 		_, err = rrs.UpdateStatus(ctx, current, metav1.UpdateOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		second, err := admin.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{})
-		Expect(err).NotTo(HaveOccurred())
-		Expect(second.Name).NotTo(Equal(first.Name))
-		Expect(rrs.Delete(ctx, first.Name, metav1.DeleteOptions{})).To(Succeed())
+		Expect(rrs.Delete(ctx, first.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &first.UID}})).To(Succeed())
 
-		Expect(outcomes(sendConcurrently(ctx, s, 5, admin))).To(Equal(map[string]int{"Deduplicated": 5}))
+		Expect(outcomes(sendConcurrently(ctx, s, 5, admin))).To(Equal(map[string]int{"Created": 1, "Deduplicated": 4}))
 		all := rrsOf(ctx, "default", fingerprintOf(s))
 		Expect(all).To(HaveLen(1))
-		Expect(all[0].Name).To(Equal(second.Name))
-		Expect(countOf(&all[0])).To(Equal(int64(6)))
+		Expect(all[0].Name).To(Equal(first.Name))
+		Expect(all[0].UID).NotTo(Equal(first.UID))
+		Expect(countOf(&all[0])).To(Equal(int64(5)))
+		Expect(all[0].Spec.RemediationNumber).To(Equal(int64(1)))
+		Expect(all[0].Spec.Previous).To(BeNil())
 	})
 
 	It("refuses to move a terminal RemediationRequest back to an active phase", func(ctx SpecContext) {
@@ -180,7 +178,7 @@ var _ = Describe("Deduplication", func() {
 		rrs := rrsOf(ctx, "default", fingerprintOf(s))
 		Expect(rrs).To(HaveLen(1))
 		Expect(countOf(&rrs[0])).To(Equal(int64(2)))
-		Expect(rrs[0].Status.Deduplication.RecentIdempotencyKeys).To(HaveLen(2))
+		Expect(keysIn(&rrs[0])).To(Equal(2))
 	})
 
 	It("sets lastResolvedAt for a Resolved signal without counting it or creating anything", func(ctx SpecContext) {

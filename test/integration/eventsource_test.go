@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -137,7 +136,7 @@ var _ = Describe("Event source", Ordered, func() {
 		Expect(rr.Spec.TargetResource).To(Equal(remediationv1alpha1.ResourceReference{
 			APIVersion: "apps/v1", Kind: "Deployment", Namespace: ns, Name: "app-crashing",
 		}))
-		Expect(rr.Status.Deduplication.RecentIdempotencyKeys).To(Equal([]string{keyDigest(crashing, 1)}))
+		Expect(rr.Status.Deduplication.IdempotencyKeys).To(Equal(keyDigests(crashing, 1)))
 	})
 
 	It("counts each observed count bump once, however far the count moved", func(ctx SpecContext) {
@@ -147,9 +146,7 @@ var _ = Describe("Event source", Ordered, func() {
 		// 2 → 5 in one update is one observed version: one occurrence.
 		crashing = bump(ctx, kube, crashing, 5)
 		rr := waitForCount(ctx, ns, "app-crashing", 3)
-		Expect(rr.Status.Deduplication.RecentIdempotencyKeys).To(Equal([]string{
-			keyDigest(crashing, 1), keyDigest(crashing, 2), keyDigest(crashing, 5),
-		}))
+		Expect(rr.Status.Deduplication.IdempotencyKeys).To(Equal(keyDigests(crashing, 1, 2, 5)))
 	})
 
 	It("ignores Normal Events, other and excluded namespaces and excluded reasons", func(ctx SpecContext) {
@@ -199,9 +196,7 @@ var _ = Describe("Event source", Ordered, func() {
 		}).WithContext(ctx).WithTimeout(time.Minute).Should(Equal([]float64{1, 1}))
 
 		rr := waitForCount(ctx, ns, "app-crashing", 4)
-		Expect(rr.Status.Deduplication.RecentIdempotencyKeys).To(Equal([]string{
-			keyDigest(crashing, 1), keyDigest(crashing, 2), keyDigest(crashing, 5), keyDigest(crashing, 6),
-		}))
+		Expect(rr.Status.Deduplication.IdempotencyKeys).To(Equal(keyDigests(crashing, 1, 2, 5, 6)))
 		waitForCount(ctx, ns, "app-sentinel", 1)
 		Expect(sourceMetric(ctx, address, "signal_event_source_submissions_total", map[string]string{"result": "created"})).To(BeZero())
 	})
@@ -238,7 +233,7 @@ func bump(ctx context.Context, kube kubernetes.Interface, ev *corev1.Event, coun
 }
 
 func deploymentFingerprint(namespace, name string) string {
-	return fingerprint.ForTarget(fingerprint.Target{Namespace: namespace, Kind: "Deployment", Name: name})
+	return fingerprint.ForTarget(fingerprint.Target{Namespace: namespace, Group: "apps", Kind: "Deployment", Name: name})
 }
 
 // waitForCount waits until the one RemediationRequest of a Deployment's
@@ -261,13 +256,17 @@ func waitForCount(ctx context.Context, namespace, deployment string, count int64
 	return rr
 }
 
-// keyDigest is how a RemediationRequest records the idempotency key of
-// version count of ev.
-func keyDigest(ev *corev1.Event, count int32) string {
-	ev = ev.DeepCopy()
-	ev.Count = count
-	sum := sha256.Sum256([]byte(eventsource.IdempotencyKey(ev)))
-	return hex.EncodeToString(sum[:])[:32]
+// keyDigests is how a RemediationRequest records the idempotency keys of
+// the versions of ev with counts, in that order: its window.
+func keyDigests(ev *corev1.Event, counts ...int32) []byte {
+	var window []byte
+	for _, count := range counts {
+		ev = ev.DeepCopy()
+		ev.Count = count
+		sum := sha256.Sum256([]byte(eventsource.IdempotencyKey(ev)))
+		window = append(window, sum[:8]...)
+	}
+	return window
 }
 
 // sourceMetric scrapes the event source's /metrics and returns the value of

@@ -73,7 +73,7 @@ spec:
 		stdout, stderr, err := kubectlStderr(ctx, "create", "--validate=warn", "-f", signalWithUnknownField())
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		Expect(stderr).To(ContainSubstring(`unknown field "spec.target.colour"`))
-		Expect(strings.TrimSpace(stdout)).To(MatchRegexp(`^remediationrequest\.remediation\.io/rr-[0-9a-f]{16}-0 created$`))
+		Expect(strings.TrimSpace(stdout)).To(MatchRegexp(`^remediationrequest\.remediation\.io/rr-[0-9a-f]{60} created$`))
 	})
 
 	It("rejects oversized labels with 422 naming spec.labels", func(ctx SpecContext) {

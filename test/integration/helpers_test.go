@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/rand"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
@@ -36,8 +37,10 @@ func newSignal(namespace string) *signalsv1.Signal {
 
 // fingerprintOf is the default fingerprint of s, as documented.
 func fingerprintOf(s *signalsv1.Signal) string {
+	gv, err := schema.ParseGroupVersion(s.Spec.Target.APIVersion)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	return fingerprint.ForTarget(fingerprint.Target{
-		Namespace: s.Spec.Target.Namespace, Kind: s.Spec.Target.Kind, Name: s.Spec.Target.Name,
+		Namespace: s.Spec.Target.Namespace, Group: gv.Group, Kind: s.Spec.Target.Kind, Name: s.Spec.Target.Name,
 	})
 }
 
@@ -56,6 +59,14 @@ func countOf(rr *remediationv1alpha1.RemediationRequest) int64 {
 		return 0
 	}
 	return rr.Status.Deduplication.OccurrenceCount
+}
+
+// keysIn is the number of idempotency keys in rr's window.
+func keysIn(rr *remediationv1alpha1.RemediationRequest) int {
+	if rr.Status.Deduplication == nil {
+		return 0
+	}
+	return len(rr.Status.Deduplication.IdempotencyKeys) / remediationv1alpha1.IdempotencyKeyDigestSize
 }
 
 // sendResult is the answer to one signal.

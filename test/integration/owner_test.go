@@ -7,6 +7,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
 
@@ -76,7 +77,9 @@ var _ = Describe("Owner resolution", func() {
 		return remediationv1alpha1.ResourceReference{APIVersion: apiVersion, Kind: kind, Namespace: ns, Name: name}
 	}
 	fingerprintOfRef := func(r remediationv1alpha1.ResourceReference) string {
-		return fingerprint.ForTarget(fingerprint.Target{Namespace: r.Namespace, Kind: r.Kind, Name: r.Name})
+		gv, err := schema.ParseGroupVersion(r.APIVersion)
+		Expect(err).NotTo(HaveOccurred())
+		return fingerprint.ForTarget(fingerprint.Target{Namespace: r.Namespace, Group: gv.Group, Kind: r.Kind, Name: r.Name})
 	}
 	podRS := func(rs *appsv1.ReplicaSet) metav1.OwnerReference {
 		return *metav1.NewControllerRef(rs, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))

@@ -5,6 +5,7 @@ package reliability
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -28,12 +29,19 @@ type Request struct {
 	// in a 2xx answer.
 	RR    string
 	Count int64
+	// Outcome is the outcome annotation of a 2xx answer.
+	Outcome string
 	// Err is the client's error, for non-2xx answers.
 	Err string
 }
 
-// Acknowledged reports whether the signal got a 2xx answer: it was counted.
+// Acknowledged reports whether the signal got a 2xx answer: it was counted,
+// or its idempotency key already was.
 func (r Request) Acknowledged() bool { return r.Code >= 200 && r.Code < 300 }
+
+// Counted reports whether the signal got a 2xx answer that says it was
+// counted: not AlreadyCounted.
+func (r Request) Counted() bool { return r.Acknowledged() && r.Outcome != "AlreadyCounted" }
 
 // Read is one observation of a RemediationRequest's occurrenceCount, read
 // from kube-apiserver between Call and Return.
@@ -91,9 +99,11 @@ var counterModel = porcupine.Model{
 // counterModel, per RemediationRequest. The 2xx answers naming the same
 // RemediationRequest and count are one group-committed write: it counted
 // them all, so it happened after the last of them was sent and before the
-// first was answered. An empty window, or a history no order of writes
-// explains, is an error naming what is wrong.
+// first was answered. An AlreadyCounted answer counted nothing: it is a
+// read of the count its write stored. An empty window, or a history no order
+// of writes explains, is an error naming what is wrong.
 func CheckHistory(requests []Request, reads []Read) error {
+	reads = slices.Clip(reads)
 	unacknowledged := map[string]int64{}
 	fingerprintOf := map[string]string{}
 	type key struct {
@@ -114,6 +124,10 @@ func CheckHistory(requests []Request, reads []Read) error {
 			return fmt.Errorf("RemediationRequest %s answered for fingerprints %s and %s", r.RR, fp, r.Fingerprint)
 		}
 		fingerprintOf[r.RR] = r.Fingerprint
+		if !r.Counted() {
+			reads = append(reads, Read{RR: r.RR, Count: r.Count, Call: r.Call, Return: r.Return})
+			continue
+		}
 		k := key{r.RR, r.Count}
 		w, ok := writes[k]
 		if !ok {

@@ -15,6 +15,12 @@ func ack(call, ret int, rr string, count int64) Request {
 	return Request{Fingerprint: "fp", Call: at(call), Return: at(ret), Code: 201, RR: rr, Count: count}
 }
 
+func alreadyCounted(call, ret int, rr string, count int64) Request {
+	r := ack(call, ret, rr, count)
+	r.Outcome = "AlreadyCounted"
+	return r
+}
+
 func failed(call, ret int) Request {
 	return Request{Fingerprint: "fp", Call: at(call), Return: at(ret), Code: 503, RetryAfter: "1"}
 }
@@ -41,6 +47,17 @@ func TestCheckHistory(t *testing.T) {
 		name:     "an unacknowledged signal that was counted",
 		requests: []Request{ack(0, 1, "rr-1", 1), failed(2, 3), ack(4, 5, "rr-1", 3)},
 		reads:    []Read{{RR: "rr-1", Count: 3, Call: at(6), Return: at(7)}},
+	}, {
+		name: "redeliveries answered AlreadyCounted count nothing",
+		requests: []Request{
+			ack(0, 1, "rr-1", 1), alreadyCounted(2, 3, "rr-1", 1),
+			ack(4, 8, "rr-1", 2), alreadyCounted(5, 9, "rr-1", 2), alreadyCounted(10, 11, "rr-1", 2),
+		},
+		reads: []Read{{RR: "rr-1", Count: 2, Call: at(12), Return: at(13)}},
+	}, {
+		name:     "an AlreadyCounted answer with a count that went backwards",
+		requests: []Request{ack(0, 1, "rr-1", 1), ack(2, 3, "rr-1", 2), alreadyCounted(4, 5, "rr-1", 1)},
+		wantErr:  "no order",
 	}, {
 		name:     "lost increment: the final count misses an acknowledged signal",
 		requests: []Request{ack(0, 1, "rr-1", 1), ack(2, 3, "rr-1", 2), ack(4, 5, "rr-1", 3)},

@@ -20,7 +20,7 @@ import (
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
-	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
+	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
 )
 
 const (
@@ -97,6 +97,7 @@ func (s sender) send(ctx context.Context, sig *signalsv1.Signal, fp string) Requ
 		return r
 	}
 	r.RR = identity(rr)
+	r.Outcome = rr.Annotations[signalregistry.OutcomeAnnotation]
 	if rr.Status.Deduplication != nil {
 		r.Count = rr.Status.Deduplication.OccurrenceCount
 	}
@@ -108,38 +109,62 @@ func (s sender) send(ctx context.Context, sig *signalsv1.Signal, fp string) Requ
 type storm struct {
 	namespace string
 	targets   []string
-	hot       string
+	// fingerprints are the targets' fingerprints, as the server computes
+	// them; hot is targets[0]'s. run fills both in.
+	fingerprints map[string]string
+	hot          string
+	// keyed is the share of signals that carry an idempotency key, drawn
+	// from keysPerTarget keys per target, so that some are redeliveries.
+	keyed float64
 
 	mu       sync.Mutex
 	requests []Request
 	reads    []Read
-	// overlaps are reads that saw two active RRs for one fingerprint.
-	overlaps []string
-	started  time.Time
-	duration time.Duration
+	// snapshots counts the lists; overlaps are those that saw two active
+	// RRs for one fingerprint.
+	snapshots int
+	overlaps  []string
+	started   time.Time
+	duration  time.Duration
 }
 
+// keysPerTarget is how many idempotency keys keyed signals of one target
+// draw from.
+const keysPerTarget = 40
+
 func newStorm(namespace string) *storm {
-	s := &storm{namespace: namespace}
+	s := &storm{namespace: namespace, fingerprints: map[string]string{}}
 	for i := range otherTargets + 1 {
 		s.targets = append(s.targets, fmt.Sprintf("app-%d", i))
 	}
-	s.hot = fingerprintOf(namespace, s.targets[0])
 	return s
 }
 
-func fingerprintOf(namespace, name string) string {
-	return fingerprint.ForTarget(fingerprint.Target{Namespace: namespace, Kind: "Deployment", Name: name})
+// learnFingerprints asks the server, with a dry run of each target's
+// signal, for the fingerprint it gives the target.
+func (s *storm) learnFingerprints(ctx context.Context, admin versioned.Interface) {
+	rnd := rand.New(rand.NewPCG(0, 0))
+	for _, target := range s.targets {
+		rr, err := admin.SignalsV1().Signals().Create(ctx, s.signal(target, rnd), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		Expect(err).NotTo(HaveOccurred())
+		s.fingerprints[target] = rr.Spec.SignalFingerprint
+	}
+	s.hot = s.fingerprints[s.targets[0]]
 }
 
 // signal is a firing signal about target; severity and labels vary, the
 // fingerprint does not.
 func (s *storm) signal(target string, rnd *rand.Rand) *signalsv1.Signal {
 	severity := []string{"critical", "warning", "info"}[rnd.IntN(3)]
+	var key string
+	if rnd.Float64() < s.keyed {
+		key = fmt.Sprintf("%s/delivery-%d", target, rnd.IntN(keysPerTarget))
+	}
 	return &signalsv1.Signal{Spec: signalsv1.SignalSpec{
-		Source:   "reliability-test",
-		Name:     "KubePodCrashLooping",
-		Severity: severity,
+		IdempotencyKey: key,
+		Source:         "reliability-test",
+		Name:           "KubePodCrashLooping",
+		Severity:       severity,
 		Target: signalsv1.TargetReference{
 			APIVersion: "apps/v1", Kind: "Deployment", Namespace: s.namespace, Name: target,
 		},
@@ -151,6 +176,7 @@ func (s *storm) signal(target string, rnd *rand.Rand) *signalsv1.Signal {
 // fault(ctx), then for after; then it reads every RemediationRequest once
 // more, retrying until kube-apiserver answers.
 func (s *storm) run(ctx context.Context, admin versioned.Interface, senders []sender, before, after time.Duration, fault func(context.Context)) {
+	s.learnFingerprints(ctx, admin)
 	stormCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	s.started = time.Now()
@@ -169,7 +195,7 @@ func (s *storm) run(ctx context.Context, admin versioned.Interface, senders []se
 				}
 				// The storm's own end cancels nothing in flight: requests
 				// finish on ctx, bounded by requestTimeout.
-				r := snd.send(ctx, s.signal(target, rnd), fingerprintOf(s.namespace, target))
+				r := snd.send(ctx, s.signal(target, rnd), s.fingerprints[target])
 				s.mu.Lock()
 				s.requests = append(s.requests, r)
 				s.mu.Unlock()
@@ -207,6 +233,7 @@ func (s *storm) read(ctx context.Context, admin versioned.Interface) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.snapshots++
 	active := map[string][]string{}
 	for _, rr := range list.Items {
 		s.reads = append(s.reads, Read{RR: identity(&rr), Count: countOf(&rr), Call: call, Return: ret})
@@ -273,7 +300,9 @@ func (s *storm) check(allowed func(Request) bool, exact bool, deleted ...string)
 		switch {
 		case r.Acknowledged():
 			f.acknowledged++
-			acked[r.RR]++
+			if r.Counted() {
+				acked[r.RR]++
+			}
 			continue
 		case r.Code == 429 || r.Code == 503 || r.Code == 504:
 			f.retryable++

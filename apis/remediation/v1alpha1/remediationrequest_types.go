@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Phase is the stage of a remediation, set by the remediation controller.
@@ -33,22 +34,59 @@ func (p Phase) IsTerminal() bool {
 	return false
 }
 
+// NamePrefixLength is how many hex digits of the fingerprint name a
+// RemediationRequest: rr-<fingerprint[:60]>, 63 characters, so the name fits
+// a label value. 240 bits: two fingerprints sharing a name would take a
+// SHA-256 collision on 240 bits.
+const NamePrefixLength = 60
+
+// NameFor returns the name of the RemediationRequests of fingerprint fp
+// (64 lowercase hex digits). It is the only name the API server accepts for
+// a new RemediationRequest of fp, so one fingerprint has at most one
+// RemediationRequest in a namespace at any moment.
+func NameFor(fp string) string {
+	return "rr-" + fp[:NamePrefixLength]
+}
+
+// ConditionIdempotencyKeysEvicted is the type of the condition
+// signal-apiserver sets when the idempotency-key window of a
+// RemediationRequest overflowed: a redelivery of an evicted key would be
+// counted again.
+const ConditionIdempotencyKeysEvicted = "IdempotencyKeysEvicted"
+
+// MaxIdempotencyKeys bounds the idempotency-key window of one
+// RemediationRequest (status.deduplication.idempotencyKeys).
+const MaxIdempotencyKeys = 1024
+
+// IdempotencyKeyDigestSize is the size in bytes of one digest in the window.
+const IdempotencyKeyDigestSize = 8
+
 // RemediationRequest is one problem, identified by its signal fingerprint,
 // that a remediation controller works through. signal-apiserver creates it
 // for the first firing signal of a fingerprint and counts every later one in
 // status.deduplication.
+//
+// The rules on the object hold for every client: a new RemediationRequest
+// must be named rr-<the first 60 hex digits of its fingerprint>, so the API
+// server itself refuses a second one of a fingerprint while one exists in the
+// namespace; a terminal phase is final and occurrenceCount never decreases,
+// whatever a status update leaves out.
 //
 // +genclient
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Namespaced,shortName=rr,categories=remediation
 // +kubebuilder:selectablefield:JSONPath=`.spec.signalFingerprint`
+// +kubebuilder:printcolumn:name="#",type=integer,JSONPath=`.spec.remediationNumber`,description="How many RemediationRequests this fingerprint has had at this name, this one included"
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.overallPhase`
 // +kubebuilder:printcolumn:name="Target Kind",type=string,JSONPath=`.spec.targetResource.kind`
 // +kubebuilder:printcolumn:name="Target",type=string,JSONPath=`.spec.targetResource.name`
 // +kubebuilder:printcolumn:name="Occurrences",type=integer,JSONPath=`.status.deduplication.occurrenceCount`
 // +kubebuilder:printcolumn:name="Last Seen",type=date,JSONPath=`.status.deduplication.lastSeenAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="oldSelf.hasValue() || self.metadata.name == 'rr-' + self.spec.signalFingerprint.substring(0, 60)",optionalOldSelf=true,message="a new RemediationRequest must be named rr-<first 60 hex digits of spec.signalFingerprint>"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.overallPhase) || !(oldSelf.status.overallPhase in ['Completed', 'Failed', 'TimedOut', 'Skipped', 'Cancelled']) || (has(self.status) && has(self.status.overallPhase) && self.status.overallPhase == oldSelf.status.overallPhase)",message="a terminal overallPhase is final"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.deduplication) || (has(self.status) && has(self.status.deduplication) && self.status.deduplication.occurrenceCount >= oldSelf.status.deduplication.occurrenceCount)",message="status.deduplication.occurrenceCount never decreases and is never removed"
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
 type RemediationRequest struct {
 	metav1.TypeMeta `json:",inline"`
@@ -119,6 +157,55 @@ type RemediationRequestSpec struct {
 	// receivedTime is when signal-apiserver received the first signal.
 	// +required
 	ReceivedTime metav1.Time `json:"receivedTime"`
+
+	// remediationNumber is how many RemediationRequests signal-apiserver has
+	// opened for this fingerprint in a row, this one included: 1 for the
+	// first, previous.remediationNumber+1 for one that followed a finished
+	// one. It starts again at 1 when the previous one had been deleted before
+	// the problem came back. Absent on RemediationRequests of earlier
+	// versions.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	RemediationNumber int64 `json:"remediationNumber,omitempty"`
+
+	// previous summarizes the finished RemediationRequest of this fingerprint
+	// that this one followed; signal-apiserver deleted it to open this one
+	// when it was at the same name.
+	// +optional
+	Previous *PreviousRemediation `json:"previous,omitempty"`
+}
+
+// PreviousRemediation is what remains of a finished RemediationRequest in
+// the one that followed it.
+type PreviousRemediation struct {
+	// name of the previous RemediationRequest.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+
+	// uid of the previous RemediationRequest.
+	// +required
+	UID types.UID `json:"uid"`
+
+	// remediationNumber of the previous RemediationRequest, if it had one.
+	// +optional
+	RemediationNumber int64 `json:"remediationNumber,omitempty"`
+
+	// phase the previous RemediationRequest finished in.
+	// +required
+	Phase Phase `json:"phase"`
+
+	// occurrenceCount of the previous RemediationRequest.
+	// +optional
+	OccurrenceCount int64 `json:"occurrenceCount,omitempty"`
+
+	// firstSeenAt of the previous RemediationRequest.
+	// +optional
+	FirstSeenAt *metav1.Time `json:"firstSeenAt,omitempty"`
+
+	// lastSeenAt of the previous RemediationRequest.
+	// +optional
+	LastSeenAt *metav1.Time `json:"lastSeenAt,omitempty"`
 }
 
 // ResourceReference names a Kubernetes object.
@@ -145,7 +232,6 @@ type ResourceReference struct {
 
 // RemediationRequestStatus is the progress of a remediation and the count of
 // its signals.
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.overallPhase) || !(oldSelf.overallPhase in ['Completed', 'Failed', 'TimedOut', 'Skipped', 'Cancelled']) || (has(self.overallPhase) && self.overallPhase == oldSelf.overallPhase)",message="a terminal overallPhase is final"
 type RemediationRequestStatus struct {
 	// overallPhase is set by the remediation controller. Empty means Pending.
 	// +optional
@@ -164,7 +250,6 @@ type RemediationRequestStatus struct {
 
 // DeduplicationStatus counts the firing signals that signal-apiserver
 // acknowledged for a RemediationRequest.
-// +kubebuilder:validation:XValidation:rule="self.occurrenceCount >= oldSelf.occurrenceCount",message="occurrenceCount never decreases"
 type DeduplicationStatus struct {
 	// firstSeenAt is when the first signal was received.
 	// +required
@@ -184,10 +269,26 @@ type DeduplicationStatus struct {
 	// +optional
 	LastResolvedAt *metav1.Time `json:"lastResolvedAt,omitempty"`
 
-	// recentIdempotencyKeys holds, oldest first, a digest (the first 32 hex
-	// digits of the SHA-256) of the idempotency key of each of the latest
-	// counted signals that carried one. A firing signal whose key is here
-	// is not counted again. At most 256; older keys are dropped.
+	// idempotencyKeys is the window of idempotency keys counted on this
+	// RemediationRequest: the first 8 bytes of the SHA-256 of each key,
+	// concatenated, least recently seen first (base64 in JSON). A firing
+	// signal whose key is here is not counted again, and moves its key to
+	// the end. At most 1024 keys; when a new key would exceed that, the least
+	// recently seen one is evicted (evictedIdempotencyKeys, and the
+	// IdempotencyKeysEvicted condition).
+	// +optional
+	// +kubebuilder:validation:MaxLength=10924
+	IdempotencyKeys []byte `json:"idempotencyKeys,omitempty"`
+
+	// evictedIdempotencyKeys counts the keys evicted from idempotencyKeys. A
+	// redelivery of an evicted key is counted again.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	EvictedIdempotencyKeys int64 `json:"evictedIdempotencyKeys,omitempty"`
+
+	// recentIdempotencyKeys is the key window of earlier versions (32 hex
+	// digits per key, at most 256). signal-apiserver still honours it, and
+	// moves it into idempotencyKeys on its next write.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=256

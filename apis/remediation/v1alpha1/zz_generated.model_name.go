@@ -27,6 +27,11 @@ func (in DeduplicationStatus) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in PreviousRemediation) OpenAPIModelName() string {
+	return "io.remediation.v1alpha1.PreviousRemediation"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in RemediationRequest) OpenAPIModelName() string {
 	return "io.remediation.v1alpha1.RemediationRequest"
 }

@@ -202,14 +202,25 @@ type AlertResult struct {
 	// +required
 	Fingerprint string `json:"fingerprint"`
 	// outcome: Created, Deduplicated, AlreadyCounted, Resolved (the
-	// RemediationRequest's lastResolvedAt was set), or NoActive (a resolved
-	// alert with no active RemediationRequest: nothing to do).
+	// RemediationRequest's lastResolvedAt was set), NoActive (a resolved
+	// alert with no active RemediationRequest: nothing to do), or Rejected
+	// (the alert cannot be recorded as it is, e.g. its namespace does not
+	// exist: a resend would not change that, so the other alerts are
+	// recorded and the notification succeeds; reason and message say why).
 	// +required
 	Outcome string `json:"outcome"`
-	// namespace of the RemediationRequest; empty for NoActive.
+	// namespace of the RemediationRequest; empty for NoActive and Rejected.
 	// +optional
 	Namespace string `json:"namespace,omitempty"`
-	// name of the RemediationRequest; empty for NoActive.
+	// name of the RemediationRequest; empty for NoActive and Rejected.
 	// +optional
 	Name string `json:"name,omitempty"`
+	// reason is the Kubernetes status reason a Signal made of this alert
+	// would have been refused with (Invalid, Conflict, Forbidden...); set
+	// for Rejected only.
+	// +optional
+	Reason metav1.StatusReason `json:"reason,omitempty"`
+	// message says why the alert was Rejected.
+	// +optional
+	Message string `json:"message,omitempty"`
 }

@@ -37,6 +37,11 @@ const Source = "alertmanager"
 // RemediationRequest: nothing to resolve, and nothing to retry.
 const OutcomeNoActive = "NoActive"
 
+// OutcomeRejected is the outcome of an alert that cannot be recorded as it
+// is (a 4xx for a Signal of its own): a resend would not change it, so it
+// does not fail the notification; the result's reason and message say why.
+const OutcomeRejected = "Rejected"
+
 // The target of an alert that no target rule matches.
 const (
 	FallbackAPIVersion = "signals.remediation.io/v1"
@@ -49,7 +54,7 @@ const maxConcurrentAlerts = 32
 // SignalConverter turns a validated Signal into the engine's Signal and
 // engine errors into API errors; *signal.REST is the implementation.
 type SignalConverter interface {
-	ToDedup(ctx context.Context, sig *signals.Signal, dryRun bool) dedup.Signal
+	ToDedup(ctx context.Context, sig *signals.Signal, dryRun bool) (dedup.Signal, error)
 	ToAPIError(err error, s dedup.Signal) error
 }
 
@@ -148,24 +153,42 @@ func (r *REST) create(ctx context.Context, n *signals.AlertmanagerNotification, 
 	return out, nil
 }
 
-// record submits one alert's signal.
+// record submits one alert's signal. An alert that its own Signal would
+// get a 4xx for is Rejected in its result; any other failure is the batch's.
 func (r *REST) record(ctx context.Context, sig *signals.Signal, dryRun bool) (signals.AlertResult, error) {
-	s := r.signals.ToDedup(ctx, sig, dryRun)
-	res, err := r.dedup.Submit(ctx, s)
-	switch {
-	case errors.Is(err, dedup.ErrNoActiveRemediation):
-		return signals.AlertResult{Outcome: OutcomeNoActive}, nil
-	case err != nil:
-		return signals.AlertResult{}, r.signals.ToAPIError(err, s)
+	s, err := r.signals.ToDedup(ctx, sig, dryRun)
+	if err == nil {
+		var res *dedup.Result
+		res, err = r.dedup.Submit(ctx, s)
+		switch {
+		case errors.Is(err, dedup.ErrNoActiveRemediation):
+			return signals.AlertResult{Outcome: OutcomeNoActive}, nil
+		case err == nil:
+			rr := res.RemediationRequest
+			return signals.AlertResult{Outcome: string(res.Outcome), Namespace: rr.Namespace, Name: rr.Name}, nil
+		}
+		err = r.signals.ToAPIError(err, s)
 	}
-	rr := res.RemediationRequest
-	return signals.AlertResult{Outcome: string(res.Outcome), Namespace: rr.Namespace, Name: rr.Name}, nil
+	if status, ok := rejection(err); ok {
+		return signals.AlertResult{Outcome: OutcomeRejected, Reason: status.Reason, Message: status.Message}, nil
+	}
+	return signals.AlertResult{}, err
 }
 
-// batchError is nil if every alert was recorded. Otherwise it is a 5xx,
-// whatever the failures were, so that Alertmanager retries the batch: 503
-// with Retry-After if every failure is worth retrying, 500 if one is the
-// server's own failure.
+// rejection returns the status of err if it is the client's problem: a 4xx
+// other than 429, which a resend would get again.
+func rejection(err error) (metav1.Status, bool) {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return metav1.Status{}, false
+	}
+	code := status.Status().Code
+	return status.Status(), code >= 400 && code < 500 && code != 429
+}
+
+// batchError is nil if every alert was recorded or rejected. Otherwise it
+// is a 5xx, so that Alertmanager retries the batch: 503 with Retry-After if
+// every failure is worth retrying, 500 if one is the server's own failure.
 func batchError(failures []error) error {
 	var msgs []string
 	retryable := true

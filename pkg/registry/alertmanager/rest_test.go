@@ -70,8 +70,11 @@ func TestTarget(t *testing.T) {
 
 type fakeConverter struct{}
 
-func (fakeConverter) ToDedup(_ context.Context, sig *signals.Signal, dryRun bool) dedup.Signal {
-	return dedup.Signal{Fingerprint: sig.Spec.Target.Name, Resolved: sig.Spec.Status == signals.SignalStatusResolved, IdempotencyKey: sig.Spec.IdempotencyKey, DryRun: dryRun}
+func (fakeConverter) ToDedup(_ context.Context, sig *signals.Signal, dryRun bool) (dedup.Signal, error) {
+	if sig.Spec.Target.Name == "lookup-fails" {
+		return dedup.Signal{}, apierrors.NewServiceUnavailable("owner lookup failed")
+	}
+	return dedup.Signal{Fingerprint: sig.Spec.Target.Name, Resolved: sig.Spec.Status == signals.SignalStatusResolved, IdempotencyKey: sig.Spec.IdempotencyKey, DryRun: dryRun}, nil
 }
 
 func (fakeConverter) ToAPIError(err error, _ dedup.Signal) error {
@@ -207,6 +210,13 @@ func TestCreatePartialFailureIs5xx(t *testing.T) {
 		{"retryable", apierrors.NewTooManyRequests("busy", 1), 503},
 		{"the server's own failure", errors.New("boom"), 500},
 	}
+	t.Run("conversion retryable", func(t *testing.T) {
+		n := &signals.AlertmanagerNotification{Version: "4", Alerts: []signals.Alert{alert("firing", "a", "f1"), alert("firing", "lookup-fails", "f2")}}
+		_, err := newStorage(t, &fakeDedup{}).Create(context.Background(), n, nil, &metav1.CreateOptions{})
+		if got := statusCode(err); got != 503 {
+			t.Fatalf("code = %d (%v), want 503", got, err)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := &fakeDedup{errs: map[string]error{"b": tt.err}}
@@ -216,6 +226,31 @@ func TestCreatePartialFailureIs5xx(t *testing.T) {
 				t.Fatalf("code = %d (%v), want %d", got, err, tt.code)
 			}
 		})
+	}
+}
+
+// TestCreateRejectsOneAlert: an alert whose own Signal would get a 4xx is
+// Rejected in the answer, and the others are recorded: a resend would get
+// the same 4xx, so failing the batch would make Alertmanager retry forever.
+func TestCreateRejectsOneAlert(t *testing.T) {
+	missing := apierrors.NewInvalid(signals.Kind("Signal"), "", nil)
+	missing.ErrStatus.Message = "namespace gone does not exist"
+	d := &fakeDedup{errs: map[string]error{"b": missing}}
+	n := &signals.AlertmanagerNotification{Version: "4", Alerts: []signals.Alert{alert("firing", "a", "f1"), alert("firing", "b", "f2")}}
+	obj, err := newStorage(t, d).Create(context.Background(), n, nil, &metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []signals.AlertResult{
+		{Index: 0, Fingerprint: "f1", Outcome: "Created", Namespace: "ns", Name: "rr-a"},
+		{Index: 1, Fingerprint: "f2", Outcome: OutcomeRejected, Reason: metav1.StatusReasonInvalid, Message: "namespace gone does not exist"},
+	}
+	got := obj.(*signals.AlertmanagerNotification).Results
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("results = %+v, want %+v", got, want)
+	}
+	if len(d.submitted) != 2 {
+		t.Errorf("submitted %d signals, want 2", len(d.submitted))
 	}
 }
 

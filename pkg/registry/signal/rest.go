@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/apiserver/pkg/util/dryrun"
 
@@ -134,7 +136,10 @@ func (r *REST) create(ctx context.Context, sig *signals.Signal, createValidation
 			return nil, err
 		}
 	}
-	signal := r.ToDedup(ctx, sig, dryrun.IsDryRun(options.DryRun))
+	signal, err := r.ToDedup(ctx, sig, dryrun.IsDryRun(options.DryRun))
+	if err != nil {
+		return nil, err
+	}
 	res, err := r.dedup.Submit(ctx, signal)
 	if err != nil {
 		return nil, toAPIError(err, signal)
@@ -149,8 +154,10 @@ func (r *REST) ToAPIError(err error, s dedup.Signal) error { return toAPIError(e
 // storage converts each alert through it too. A signal without its own
 // fingerprint is fingerprinted by its target's top-level controller; dry-run
 // resolves too, so it answers with the RemediationRequest a real signal
-// would find.
-func (r *REST) ToDedup(ctx context.Context, sig *signals.Signal, dryRun bool) dedup.Signal {
+// would find. The error is an API error: a signal with an idempotency key
+// whose owner lookup failed transiently is refused with 503 rather than
+// counted on a fallback RemediationRequest that its retry would not pick.
+func (r *REST) ToDedup(ctx context.Context, sig *signals.Signal, dryRun bool) (dedup.Signal, error) {
 	now := metav1.NewTime(r.opts.Now())
 	spec := &sig.Spec
 	firing := now
@@ -169,32 +176,38 @@ func (r *REST) ToDedup(ctx context.Context, sig *signals.Signal, dryRun bool) de
 	}
 	resolved := target
 	var annotations map[string]string
-	fp := fingerprint.ForKey(spec.Fingerprint)
+	fp, legacyFP := fingerprint.ForKey(spec.Fingerprint), ""
 	if spec.Fingerprint == "" {
 		if r.opts.Owners != nil {
 			res := r.opts.Owners.Resolve(ctx, owner.Reference(target))
+			if res.FallbackReason == owner.ReasonLookupFailed && spec.IdempotencyKey != "" {
+				return dedup.Signal{}, serviceUnavailable(fmt.Errorf("resolving the owner of %s %s/%s: %s; a signal with an idempotency key is not counted on a fallback RemediationRequest, so that its retry cannot count it on another one", target.Kind, target.Namespace, target.Name, res.Message))
+			}
 			resolved = remediationv1alpha1.ResourceReference(res.Target)
 			if res.FallbackReason != "" {
 				annotations = map[string]string{OwnerResolutionAnnotation: res.FallbackReason + ": " + res.Message}
 			}
 		}
-		fp = fingerprint.ForTarget(fingerprint.Target{
+		t := fingerprint.Target{
 			ClusterID: r.opts.ClusterID,
 			Namespace: resolved.Namespace,
+			Group:     groupOf(resolved.APIVersion),
 			Kind:      resolved.Kind,
 			Name:      resolved.Name,
-		})
+		}
+		fp, legacyFP = fingerprint.ForTarget(t), fingerprint.LegacyForTarget(t)
 	}
 	var signalTarget *remediationv1alpha1.ResourceReference
 	if resolved != target {
 		signalTarget = &target
 	}
 	return dedup.Signal{
-		Namespace:   namespace,
-		Fingerprint: fp,
-		Resolved:    spec.Status == signals.SignalStatusResolved,
-		ReceivedAt:  now.Time,
-		DryRun:      dryRun,
+		Namespace:         namespace,
+		Fingerprint:       fp,
+		LegacyFingerprint: legacyFP,
+		Resolved:          spec.Status == signals.SignalStatusResolved,
+		ReceivedAt:        now.Time,
+		DryRun:            dryRun,
 
 		IdempotencyKey: spec.IdempotencyKey,
 		Annotations:    annotations,
@@ -210,7 +223,17 @@ func (r *REST) ToDedup(ctx context.Context, sig *signals.Signal, dryRun bool) de
 			FiringTime:        firing,
 			ReceivedTime:      now,
 		},
+	}, nil
+}
+
+// groupOf returns the API group of apiVersion ("apps/v1" → "apps", "v1" →
+// ""); validation has checked its form.
+func groupOf(apiVersion string) string {
+	group, _, found := strings.Cut(apiVersion, "/")
+	if !found {
+		return ""
 	}
+	return group
 }
 
 // toAPIError turns an engine error into the error the client sees. Failures
@@ -227,6 +250,15 @@ func toAPIError(err error, s dedup.Signal) error {
 		return serviceUnavailable(err)
 	case errors.Is(err, dedup.ErrNameCollision):
 		return apierrors.NewConflict(gr, "", err)
+	case errors.Is(err, dedup.ErrNamespaceNotFound), errors.Is(err, dedup.ErrNamespaceTerminating):
+		if s.Namespace != s.Spec.TargetResource.Namespace {
+			// The namespace of cluster-scoped targets' RemediationRequests
+			// is the server's own configuration, not the sender's input.
+			return serviceUnavailable(fmt.Errorf("--cluster-scoped-namespace: %w", err))
+		}
+		return apierrors.NewInvalid(signals.Kind("Signal"), "", field.ErrorList{
+			field.Invalid(field.NewPath("spec", "target", "namespace"), s.Namespace, namespaceMessage(err)),
+		})
 	case errors.Is(err, dedup.ErrContention):
 		return apierrors.NewTooManyRequests(err.Error(), 1)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
@@ -255,6 +287,13 @@ func toAPIError(err error, s dedup.Signal) error {
 		return serviceUnavailable(err)
 	}
 	return apierrors.NewInternalError(err)
+}
+
+func namespaceMessage(err error) string {
+	if errors.Is(err, dedup.ErrNamespaceTerminating) {
+		return "the namespace is being deleted: no RemediationRequest can be opened in it"
+	}
+	return "the namespace does not exist: no RemediationRequest can be opened in it"
 }
 
 // serviceUnavailable is a 503 with Retry-After: 1; k8s.io/apiserver turns

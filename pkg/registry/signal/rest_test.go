@@ -34,7 +34,7 @@ func (r *recorder) Submit(_ context.Context, s dedup.Signal) (*dedup.Result, err
 		return nil, r.err
 	}
 	return &dedup.Result{
-		RemediationRequest: &remediationv1alpha1.RemediationRequest{ObjectMeta: metav1.ObjectMeta{Name: dedup.SlotName(s.Fingerprint, 0), Namespace: s.Namespace}},
+		RemediationRequest: &remediationv1alpha1.RemediationRequest{ObjectMeta: metav1.ObjectMeta{Name: remediationv1alpha1.NameFor(s.Fingerprint), Namespace: s.Namespace}},
 		Outcome:            dedup.OutcomeDeduplicated,
 	}, nil
 }
@@ -79,7 +79,7 @@ func TestCreateMapsTheSignal(t *testing.T) {
 				s.StartsAt = &started
 			},
 			wantNamespace: "shop",
-			wantFP:        fingerprint.ForTarget(fingerprint.Target{ClusterID: "eu-1", Namespace: "shop", Kind: "Deployment", Name: "cart"}),
+			wantFP:        fingerprint.ForTarget(fingerprint.Target{ClusterID: "eu-1", Namespace: "shop", Group: "apps", Kind: "Deployment", Name: "cart"}),
 			wantFiring:    started,
 		},
 		{
@@ -99,6 +99,14 @@ func TestCreateMapsTheSignal(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := d.got[0]
+			wantLegacy := ""
+			if got.Spec.TargetResource.Name != "" && tt.wantFP != fingerprint.ForKey("incident-42") {
+				r := got.Spec.TargetResource
+				wantLegacy = fingerprint.LegacyForTarget(fingerprint.Target{ClusterID: "eu-1", Namespace: r.Namespace, Kind: r.Kind, Name: r.Name})
+			}
+			if got.LegacyFingerprint != wantLegacy {
+				t.Errorf("legacy fingerprint %q, want %q", got.LegacyFingerprint, wantLegacy)
+			}
 			if got.Namespace != tt.wantNamespace || got.Fingerprint != tt.wantFP || got.Spec.SignalFingerprint != tt.wantFP ||
 				got.Resolved != tt.wantResolved || !got.Spec.FiringTime.Equal(&tt.wantFiring) || !got.ReceivedAt.Equal(received) {
 				t.Errorf("submitted %+v", got)
@@ -192,6 +200,64 @@ func TestEngineErrorsBecomeAPIErrors(t *testing.T) {
 	}
 }
 
+// TestNamespaceErrors: a target namespace that cannot hold RemediationRequests
+// is the sender's input (422 naming the field); the namespace of
+// cluster-scoped targets is the server's configuration (503).
+func TestNamespaceErrors(t *testing.T) {
+	onDeployment := func(s *signals.SignalSpec) {
+		s.Target = signals.TargetReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "gone", Name: "cart"}
+	}
+	for _, sentinel := range []error{dedup.ErrNamespaceNotFound, dedup.ErrNamespaceTerminating} {
+		t.Run(sentinel.Error(), func(t *testing.T) {
+			_, err := newStorage(&recorder{err: fmt.Errorf("creating: %w", sentinel)}).Create(context.Background(), signal(onDeployment), nil, &metav1.CreateOptions{})
+			if !apierrors.IsInvalid(err) {
+				t.Fatalf("got %v, want 422", err)
+			}
+			causes := err.(apierrors.APIStatus).Status().Details.Causes
+			if len(causes) != 1 || causes[0].Field != "spec.target.namespace" {
+				t.Errorf("causes %+v, want one on spec.target.namespace", causes)
+			}
+			_, err = newStorage(&recorder{err: fmt.Errorf("creating: %w", sentinel)}).Create(context.Background(), signal(nil), nil, &metav1.CreateOptions{})
+			if !apierrors.IsServiceUnavailable(err) {
+				t.Errorf("cluster-scoped target: got %v, want 503", err)
+			}
+		})
+	}
+}
+
+// TestKeyedSignalIsNotCountedOnAFallback: a keyed signal whose owner lookup
+// failed transiently gets 503, so that its retry, which may resolve, cannot
+// count it a second time on another RemediationRequest.
+func TestKeyedSignalIsNotCountedOnAFallback(t *testing.T) {
+	pod := owner.Reference{APIVersion: "v1", Kind: "Pod", Namespace: "shop", Name: "cart-5d8f-a1"}
+	failed := &stubOwners{result: owner.Result{Target: pod, FallbackReason: owner.ReasonLookupFailed, Message: "timeout"}}
+	notFound := &stubOwners{result: owner.Result{Target: pod, FallbackReason: owner.ReasonNotFound, Message: "gone"}}
+	onPod := func(key string) *signals.Signal {
+		return signal(func(s *signals.SignalSpec) {
+			s.Target = signals.TargetReference{APIVersion: pod.APIVersion, Kind: pod.Kind, Namespace: pod.Namespace, Name: pod.Name}
+			s.IdempotencyKey = key
+		})
+	}
+	d := &recorder{}
+	storage := NewREST(d, Options{Owners: failed, Now: func() time.Time { return received }})
+	if _, err := storage.Create(context.Background(), onPod("am/1"), nil, &metav1.CreateOptions{}); !apierrors.IsServiceUnavailable(err) {
+		t.Fatalf("keyed, lookup failed: got %v, want 503", err)
+	}
+	if len(d.got) != 0 {
+		t.Fatalf("submitted %d signals, want 0", len(d.got))
+	}
+	if _, err := storage.Create(context.Background(), onPod(""), nil, &metav1.CreateOptions{}); err != nil {
+		t.Fatalf("unkeyed, lookup failed: %v (an unkeyed signal falls back)", err)
+	}
+	storage = NewREST(d, Options{Owners: notFound, Now: func() time.Time { return received }})
+	if _, err := storage.Create(context.Background(), onPod("am/1"), nil, &metav1.CreateOptions{}); err != nil {
+		t.Fatalf("keyed, owner not found: %v (a definite answer falls back)", err)
+	}
+	if len(d.got) != 2 {
+		t.Errorf("submitted %d signals, want 2", len(d.got))
+	}
+}
+
 // stubOwners answers every target with result, and counts its calls.
 type stubOwners struct {
 	result owner.Result
@@ -259,7 +325,7 @@ func TestCreateResolvesOwners(t *testing.T) {
 			}
 			wantFP := fingerprint.ForKey("incident-42")
 			if tt.wantCalls > 0 {
-				wantFP = fingerprint.ForTarget(fingerprint.Target{ClusterID: "eu-1", Namespace: tt.wantTarget.Namespace, Kind: tt.wantTarget.Kind, Name: tt.wantTarget.Name})
+				wantFP = fingerprint.ForTarget(fingerprint.Target{ClusterID: "eu-1", Namespace: tt.wantTarget.Namespace, Group: groupOf(tt.wantTarget.APIVersion), Kind: tt.wantTarget.Kind, Name: tt.wantTarget.Name})
 			}
 			if got.Fingerprint != wantFP || got.Spec.SignalFingerprint != wantFP {
 				t.Errorf("fingerprint %s, want %s", got.Fingerprint, wantFP)

@@ -37,10 +37,20 @@ type DeduplicationStatusApplyConfiguration struct {
 	OccurrenceCount *int64 `json:"occurrenceCount,omitempty"`
 	// lastResolvedAt is when the latest Resolved signal was received.
 	LastResolvedAt *v1.Time `json:"lastResolvedAt,omitempty"`
-	// recentIdempotencyKeys holds, oldest first, a digest (the first 32 hex
-	// digits of the SHA-256) of the idempotency key of each of the latest
-	// counted signals that carried one. A firing signal whose key is here
-	// is not counted again. At most 256; older keys are dropped.
+	// idempotencyKeys is the window of idempotency keys counted on this
+	// RemediationRequest: the first 8 bytes of the SHA-256 of each key,
+	// concatenated, least recently seen first (base64 in JSON). A firing
+	// signal whose key is here is not counted again, and moves its key to
+	// the end. At most 1024 keys; when a new key would exceed that, the least
+	// recently seen one is evicted (evictedIdempotencyKeys, and the
+	// IdempotencyKeysEvicted condition).
+	IdempotencyKeys []byte `json:"idempotencyKeys,omitempty"`
+	// evictedIdempotencyKeys counts the keys evicted from idempotencyKeys. A
+	// redelivery of an evicted key is counted again.
+	EvictedIdempotencyKeys *int64 `json:"evictedIdempotencyKeys,omitempty"`
+	// recentIdempotencyKeys is the key window of earlier versions (32 hex
+	// digits per key, at most 256). signal-apiserver still honours it, and
+	// moves it into idempotencyKeys on its next write.
 	RecentIdempotencyKeys []string `json:"recentIdempotencyKeys,omitempty"`
 }
 
@@ -79,6 +89,24 @@ func (b *DeduplicationStatusApplyConfiguration) WithOccurrenceCount(value int64)
 // If called multiple times, the LastResolvedAt field is set to the value of the last call.
 func (b *DeduplicationStatusApplyConfiguration) WithLastResolvedAt(value v1.Time) *DeduplicationStatusApplyConfiguration {
 	b.LastResolvedAt = &value
+	return b
+}
+
+// WithIdempotencyKeys adds the given value to the IdempotencyKeys field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the IdempotencyKeys field.
+func (b *DeduplicationStatusApplyConfiguration) WithIdempotencyKeys(values ...byte) *DeduplicationStatusApplyConfiguration {
+	for i := range values {
+		b.IdempotencyKeys = append(b.IdempotencyKeys, values[i])
+	}
+	return b
+}
+
+// WithEvictedIdempotencyKeys sets the EvictedIdempotencyKeys field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the EvictedIdempotencyKeys field is set to the value of the last call.
+func (b *DeduplicationStatusApplyConfiguration) WithEvictedIdempotencyKeys(value int64) *DeduplicationStatusApplyConfiguration {
+	b.EvictedIdempotencyKeys = &value
 	return b
 }
 

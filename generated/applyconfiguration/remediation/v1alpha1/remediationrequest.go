@@ -31,6 +31,12 @@ import (
 // that a remediation controller works through. signal-apiserver creates it
 // for the first firing signal of a fingerprint and counts every later one in
 // status.deduplication.
+//
+// The rules on the object hold for every client: a new RemediationRequest
+// must be named after its fingerprint (NameFor), so the API server itself
+// refuses a second one of a fingerprint while one exists; a terminal phase is
+// final and occurrenceCount never decreases, whatever a status update leaves
+// out.
 type RemediationRequestApplyConfiguration struct {
 	v1.TypeMetaApplyConfiguration    `json:""`
 	*v1.ObjectMetaApplyConfiguration `json:"metadata,omitempty"`

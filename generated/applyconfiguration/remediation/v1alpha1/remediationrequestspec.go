@@ -53,6 +53,17 @@ type RemediationRequestSpecApplyConfiguration struct {
 	FiringTime *v1.Time `json:"firingTime,omitempty"`
 	// receivedTime is when signal-apiserver received the first signal.
 	ReceivedTime *v1.Time `json:"receivedTime,omitempty"`
+	// remediationNumber is how many RemediationRequests signal-apiserver has
+	// opened for this fingerprint in a row, this one included: 1 for the
+	// first, previous.remediationNumber+1 for one that followed a finished
+	// one. It starts again at 1 when the previous one had been deleted before
+	// the problem came back. Absent on RemediationRequests of earlier
+	// versions.
+	RemediationNumber *int64 `json:"remediationNumber,omitempty"`
+	// previous summarizes the finished RemediationRequest of this fingerprint
+	// that this one followed; signal-apiserver deleted it to open this one
+	// when it was at the same name.
+	Previous *PreviousRemediationApplyConfiguration `json:"previous,omitempty"`
 }
 
 // RemediationRequestSpecApplyConfiguration constructs a declarative configuration of the RemediationRequestSpec type for use with
@@ -150,5 +161,21 @@ func (b *RemediationRequestSpecApplyConfiguration) WithFiringTime(value v1.Time)
 // If called multiple times, the ReceivedTime field is set to the value of the last call.
 func (b *RemediationRequestSpecApplyConfiguration) WithReceivedTime(value v1.Time) *RemediationRequestSpecApplyConfiguration {
 	b.ReceivedTime = &value
+	return b
+}
+
+// WithRemediationNumber sets the RemediationNumber field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the RemediationNumber field is set to the value of the last call.
+func (b *RemediationRequestSpecApplyConfiguration) WithRemediationNumber(value int64) *RemediationRequestSpecApplyConfiguration {
+	b.RemediationNumber = &value
+	return b
+}
+
+// WithPrevious sets the Previous field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Previous field is set to the value of the last call.
+func (b *RemediationRequestSpecApplyConfiguration) WithPrevious(value *PreviousRemediationApplyConfiguration) *RemediationRequestSpecApplyConfiguration {
+	b.Previous = value
 	return b
 }
