@@ -21,10 +21,13 @@ import (
 //
 //  1. List the RemediationRequests of the fingerprint (field selector) and
 //     take the first one that is not terminal.
-//  2. None: create rr-<fingerprint[:12]>-<unix seconds>. AlreadyExists (a
-//     create of the same second won) is success and nothing more is done.
-//     Then initialize the count with the status write of step 3; its
-//     failure is logged, not returned (the RR exists).
+//  2. None: create a RemediationRequest. AlreadyExists (a concurrent
+//     create won) is success and nothing more is done. Then initialize the
+//     count with the status write of step 3; its failure is logged, not
+//     returned (the RR exists). The gateway names it
+//     rr-<fingerprint[:12]>-<unix seconds>; the CRD admits only
+//     rr-<fingerprint[:60]> since the name rule of issue 9, so that is the
+//     name here, and only creates of the same second collided before.
 //  3. Else count: retry.RetryOnConflict(retry.DefaultBackoff, Get, set or
 //     increment status.deduplication, UpdateStatus). An error that is left
 //     after the retries is logged and swallowed: the sender still gets 2xx.
@@ -47,7 +50,7 @@ func (c baseline) send(ctx context.Context, w *workload, i int) result {
 
 	now := time.Now()
 	rr := &remediationv1alpha1.RemediationRequest{
-		ObjectMeta: metav1.ObjectMeta{Namespace: w.namespace, Name: fmt.Sprintf("rr-%s-%d", fp[:12], now.Unix())},
+		ObjectMeta: metav1.ObjectMeta{Namespace: w.namespace, Name: remediationv1alpha1.NameFor(fp)},
 		Spec:       remediationSpec(sig, fp, now),
 	}
 	if _, err := rrs.Create(ctx, rr, metav1.CreateOptions{}); err != nil {

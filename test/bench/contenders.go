@@ -2,7 +2,10 @@ package bench
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"strconv"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -114,14 +117,18 @@ func (c limitAggregation) send(ctx context.Context, _ *workload, _ int) result {
 }
 
 // limitCreate creates one RemediationRequest per signal, as signal-apiserver
-// would build it, at a name of its own: the cost of one write, the most any
-// intake that creates RemediationRequests can do.
+// would build it: the cost of one write, the most any intake that creates
+// RemediationRequests can do. The CRD admits one RemediationRequest per
+// fingerprint, so each request creates one of a fingerprint of its own,
+// derived from its signal's.
 type limitCreate struct{ cs versioned.Interface }
 
 func (c limitCreate) send(ctx context.Context, w *workload, i int) result {
 	sig, fp := w.request(i)
+	sum := sha256.Sum256([]byte(fp + "/" + strconv.Itoa(i)))
+	fp = hex.EncodeToString(sum[:])
 	rr := &remediationv1alpha1.RemediationRequest{
-		ObjectMeta: metav1.ObjectMeta{Namespace: w.namespace, Name: fmt.Sprintf("rr-%s-%d", fp[:16], i)},
+		ObjectMeta: metav1.ObjectMeta{Namespace: w.namespace, Name: remediationv1alpha1.NameFor(fp)},
 		Spec:       remediationSpec(sig, fp, time.Now()),
 	}
 	_, err := c.cs.RemediationV1alpha1().RemediationRequests(w.namespace).Create(ctx, rr,

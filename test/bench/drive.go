@@ -18,8 +18,8 @@ type runStats struct {
 	latencies []time.Duration
 	ok        int
 	errors    int
-	// alreadyExists counts creates that lost to one of the same second and
-	// were answered 2xx without counting (baseline only).
+	// alreadyExists counts creates that lost to a concurrent one and were
+	// answered 2xx without counting (baseline only).
 	alreadyExists int
 	// swallowed counts other errors answered 2xx (baseline only: status
 	// writes that failed after their retries).

@@ -40,7 +40,7 @@ func (c *limitStatusUpdate) prepare(ctx context.Context, w *workload) error {
 	for j, fp := range w.fingerprints {
 		now := time.Now()
 		rr, err := rrs.Create(ctx, &remediationv1alpha1.RemediationRequest{
-			ObjectMeta: metav1.ObjectMeta{Namespace: w.namespace, GenerateName: "limit-status-update-"},
+			ObjectMeta: metav1.ObjectMeta{Namespace: w.namespace, Name: remediationv1alpha1.NameFor(fp)},
 			Spec:       remediationSpec(w.signals[j], fp, now),
 		}, metav1.CreateOptions{FieldManager: serverFieldManager})
 		if err != nil {

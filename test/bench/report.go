@@ -54,8 +54,8 @@ type Row struct {
 	OK           int      `json:"ok"`
 	Errors       int      `json:"errors"`
 	ErrorSamples []string `json:"errorSamples,omitempty"`
-	// AlreadyExists counts baseline creates that lost to a create of the
-	// same second and were answered 2xx without counting the signal.
+	// AlreadyExists counts baseline creates that lost to a concurrent
+	// create and were answered 2xx without counting the signal.
 	AlreadyExists int `json:"alreadyExists,omitempty"`
 	// Swallowed counts baseline status writes that failed after their
 	// retries and were answered 2xx anyway.
@@ -344,7 +344,7 @@ func printNotes(out io.Writer, results *Results) {
 			fmt.Fprintf(out, "%s/%s: %d errors, e.g.: %s\n", r.Scenario, r.Contender, r.Errors, strings.Join(r.ErrorSamples, " | "))
 		}
 		if r.AlreadyExists > 0 {
-			fmt.Fprintf(out, "%s/%s: %d creates got AlreadyExists (same second) and were answered 2xx without counting\n",
+			fmt.Fprintf(out, "%s/%s: %d creates got AlreadyExists (a concurrent create won) and were answered 2xx without counting\n",
 				r.Scenario, r.Contender, r.AlreadyExists)
 		}
 		if r.Swallowed > 0 {
