@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
@@ -14,6 +15,7 @@ import (
 	. "github.com/onsi/gomega"
 	dto "github.com/prometheus/client_model/go"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -310,6 +312,80 @@ var _ = Describe("Sender authorization per namespace", Ordered, func() {
 		Expect(delta("signal_apiserver_alertmanager_alerts_total", map[string]string{"outcome": "rejected"})).To(Equal(2.0))
 		Expect(delta("signal_apiserver_signal_denials_total", map[string]string{"reason": "forbidden"})).To(Equal(2.0))
 		Expect(total(after, "signal_apiserver_remediationrequest_creates_total") - total(before, "signal_apiserver_remediationrequest_creates_total")).To(Equal(1.0))
+	})
+
+	It("lets a tenant's real Alertmanager deliver a group with an alert about a foreign namespace without failing it", func(ctx SpecContext) {
+		tokenFile := filepath.Join(GinkgoT().TempDir(), "token")
+		Expect(os.WriteFile(tokenFile, []byte(tokenConfig(ctx, tenantNamespace, "alert-router").BearerToken), 0o600)).To(Succeed())
+		am := startAlertmanager(ctx, tokenFile)
+		before := scrape(ctx)
+		group := "g-" + rand.String(6)
+		start := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+		am.post(ctx,
+			podAlert(group, tenantNamespace, "web-"+group, "KubePodCrashLooping", start),
+			podAlert(group, otherNamespace, "web-"+group, "KubePodCrashLooping", start),
+		)
+		Eventually(podRR(ctx, tenantNamespace, "web-"+group)).WithContext(ctx).WithTimeout(30 * time.Second).Should(haveCount(1))
+		answered := func(code string) func() float64 {
+			return func() float64 {
+				family, labels := "signal_apiserver_alertmanager_notifications_total", map[string]string{"code": code}
+				return value(scrape(ctx), family, labels) - value(before, family, labels)
+			}
+		}
+		// The notification was answered 201, once: Alertmanager has nothing
+		// to retry.
+		Eventually(answered("201")).WithContext(ctx).Should(Equal(1.0))
+		Expect(answered("500")()).To(BeZero())
+		Expect(answered("503")()).To(BeZero())
+		Expect(am.failedNotifications(ctx)).To(BeZero())
+		_, err := podRR(ctx, otherNamespace, "web-"+group)()
+		Expect(err).To(MatchError(ContainSubstring("0 RemediationRequests")))
+	})
+})
+
+var _ = Describe("Sender authorization caching", func() {
+	It("asks kube-apiserver once per sender and namespace, not once per signal", func(ctx SpecContext) {
+		// Cache entries that outlive the spec, so that the count is exact.
+		s, err := cp.StartServer(ctx, "signal-apiserver-authz-cache",
+			"--authorization-webhook-cache-authorized-ttl=1h", "--authorization-webhook-cache-unauthorized-ttl=1h")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(s.Stop)
+
+		sender := "cache-sender-" + rand.String(6)
+		kube := kubernetes.NewForConfigOrDie(cp.RESTConfig())
+		_, err = kube.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: sender},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "signal-sender"},
+			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: sender}},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func(ctx SpecContext) {
+			Expect(kube.RbacV1().ClusterRoleBindings().Delete(ctx, sender, metav1.DeleteOptions{})).To(Succeed())
+		})
+		// Wait for kube-apiserver's RBAC to know the binding before the
+		// server asks, so that no denial is cached.
+		Eventually(func() (bool, error) {
+			review, err := kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User:               sender,
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: "kube-system", Verb: "signal", Group: "remediation.io", Resource: "remediationrequests"},
+			}}, metav1.CreateOptions{})
+			return review.Status.Allowed, err
+		}).WithContext(ctx).Should(BeTrue())
+
+		client := versioned.NewForConfigOrDie(cp.FrontProxyClientConfig(s, sender, []string{"system:authenticated"}))
+		before := scrapeServer(ctx, s)
+		for _, ns := range []string{"default", "kube-system"} {
+			target := newSignal(ns)
+			for range 25 {
+				_, err := client.SignalsV1().Signals().Create(ctx, target, metav1.CreateOptions{})
+				Expect(err).NotTo(HaveOccurred())
+			}
+			Expect(countOf(&rrsOf(ctx, ns, fingerprintOf(target))[0])).To(Equal(int64(25)))
+		}
+		after := scrapeServer(ctx, s)
+		// create on signals once, signal on remediationrequests once per
+		// namespace.
+		Expect(total(after, "apiserver_delegated_authz_request_total") - total(before, "apiserver_delegated_authz_request_total")).To(Equal(3.0))
 	})
 })
 

@@ -2,18 +2,27 @@ package signal
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
+	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	authorizationv1client "k8s.io/client-go/kubernetes/typed/authorization/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/component-base/metrics/testutil"
 
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
@@ -192,5 +201,78 @@ func TestAuthorizationComesFirst(t *testing.T) {
 	_, err := storage.Create(genericapirequest.WithUser(context.Background(), tenant), signal(onDeploymentIn("sandbox")), nil, &metav1.CreateOptions{})
 	if !apierrors.IsForbidden(err) {
 		t.Fatalf("got %v, want 403", err)
+	}
+}
+
+// sarServer is a kube-apiserver that answers SubjectAccessReviews: allowed
+// in namespace team-a, and counts them.
+func sarServer(t testing.TB) (*authorizationv1client.AuthorizationV1Client, *atomic.Int64) {
+	var reviews atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		reviews.Add(1)
+		var sar authorizationv1.SubjectAccessReview
+		if err := json.NewDecoder(req.Body).Decode(&sar); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		sar.Status.Allowed = sar.Spec.ResourceAttributes != nil && sar.Spec.ResourceAttributes.Namespace == "team-a"
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(&sar)
+	}))
+	t.Cleanup(srv.Close)
+	client, err := authorizationv1client.NewForConfig(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client, &reviews
+}
+
+// delegatingAuthorizer is the authorizer k8s.io/apiserver builds from
+// --authorization-kubeconfig, with cache TTLs long enough that no entry
+// expires during a test.
+func delegatingAuthorizer(t testing.TB, client *authorizationv1client.AuthorizationV1Client) authorizer.Authorizer {
+	a, err := authorizerfactory.DelegatingAuthorizerConfig{
+		SubjectAccessReviewClient: client,
+		AllowCacheTTL:             time.Hour,
+		DenyCacheTTL:              time.Hour,
+		WebhookRetryBackoff:       &wait.Backoff{Duration: time.Millisecond, Steps: 1},
+	}.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestAuthorizationIsCached: a storm from one sender costs one
+// SubjectAccessReview per namespace, allowed or denied, in the server's
+// delegated authorizer.
+func TestAuthorizationIsCached(t *testing.T) {
+	client, reviews := sarServer(t)
+	storage := NewREST(&recorder{}, Options{Authorizer: delegatingAuthorizer(t, client)})
+	ctx := genericapirequest.WithUser(context.Background(), tenant)
+	for range 100 {
+		if _, err := storage.Create(ctx, signal(onDeploymentIn("team-a")), nil, &metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := storage.Create(ctx, signal(onDeploymentIn("team-b")), nil, &metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+			t.Fatalf("team-b: got %v, want 403", err)
+		}
+	}
+	if got := reviews.Load(); got != 2 {
+		t.Errorf("%d SubjectAccessReviews for 200 signals in 2 namespaces, want 2", got)
+	}
+}
+
+// BenchmarkAuthorizeCached is the cost the check adds to a signal whose
+// decision is cached, as in a storm.
+func BenchmarkAuthorizeCached(b *testing.B) {
+	client, _ := sarServer(b)
+	storage := NewREST(&recorder{}, Options{Authorizer: delegatingAuthorizer(b, client)})
+	ctx := genericapirequest.WithUser(context.Background(), tenant)
+	sig := signal(onDeploymentIn("team-a"))
+	for b.Loop() {
+		if err := storage.Authorize(ctx, sig); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
