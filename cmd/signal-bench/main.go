@@ -34,6 +34,7 @@ func main() {
 	flag.Float64Var(&o.Scale, "scale", 1, "multiplies the number of signals and fingerprints of every scenario, e.g. 0.1 for a quick run")
 	flag.IntVar(&o.Warmup, "warmup", 50, "unmeasured requests before each row")
 	flag.StringVar(&scenarios, "scenarios", "", "comma-separated scenarios to run: storm, spread, fresh (default all)")
+	flag.StringVar(&o.Sender, "sender", bench.SenderSignalSender, "who sends the signal-apiserver contender's Signals: signal-sender (a user bound to the ClusterRole, authorized by SubjectAccessReview, cached) or admin (system:masters, allowed without asking kube-apiserver)")
 	flag.StringVar(&contenders, "contenders", "", "comma-separated contenders to run: limit-aggregation, limit-create, baseline, signal-apiserver (default all)")
 	flag.DurationVar(&soak, "soak", 0, "instead of the benchmark, send mixed signals for this long and sample the server's memory (make soak)")
 	flag.IntVar(&soakClients, "soak-clients", 20, "concurrent clients of the soak")

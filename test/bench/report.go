@@ -16,7 +16,9 @@ type Results struct {
 	// Scale is the factor the scenarios were scaled by.
 	Scale float64 `json:"scale"`
 	// Warmup is how many unmeasured requests preceded each row.
-	Warmup          int      `json:"warmup"`
+	Warmup int `json:"warmup"`
+	// Sender is who sent the signal-apiserver contender's Signals.
+	Sender          string   `json:"sender"`
 	Rows            []Row    `json:"rows"`
 	Targets         []Target `json:"targets"`
 	Failures        []string `json:"failures"`
