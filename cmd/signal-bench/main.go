@@ -34,6 +34,7 @@ func main() {
 	flag.Float64Var(&o.Scale, "scale", 1, "multiplies the number of signals and fingerprints of every scenario, e.g. 0.1 for a quick run")
 	flag.IntVar(&o.Warmup, "warmup", 50, "unmeasured requests before each row")
 	flag.StringVar(&scenarios, "scenarios", "", "comma-separated scenarios to run: storm, keyed, spread, fresh (default all)")
+	flag.StringVar(&o.Sender, "sender", bench.SenderSignalSender, "who sends the signal-apiserver contenders' Signals: signal-sender (a user bound to the ClusterRole, authorized by SubjectAccessReview, cached) or admin (system:masters, allowed without asking kube-apiserver)")
 	flag.StringVar(&contenders, "contenders", "", "comma-separated contenders to run: limit-aggregation, limit-create, limit-status-update, baseline, signal-apiserver, signal-apiserver-x2 (default all)")
 	flag.StringVar(&o.CPUProfile, "cpu-profile", "", "write a CPU profile of signal-apiserver during the row --cpu-profile-row to this file")
 	flag.StringVar(&o.CPUProfileRow, "cpu-profile-row", "storm/signal-apiserver", "the row (scenario/contender) to profile")

@@ -43,6 +43,9 @@ type ExtraConfig struct {
 	Owners signalregistry.OwnerResolver
 	// AlertmanagerTargetRules map alert labels to the objects they name.
 	AlertmanagerTargetRules []alertmanagerregistry.TargetRule
+	// ManagedNamespaces are the namespaces RemediationRequests may be
+	// opened in (--namespace-selector); nil means all.
+	ManagedNamespaces *signalregistry.ManagedNamespaces
 }
 
 // Config is the whole configuration of the server.
@@ -77,7 +80,9 @@ func (cfg *Config) Complete() CompletedConfig {
 }
 
 // New builds the server: the RemediationRequest informer and its readiness
-// check, the dedup engine, and the signals API group.
+// check, the managed namespaces' informer and its readiness check, the dedup
+// engine, and the signals API group, whose storage authorizes senders with
+// the server's own delegated authorizer.
 func (c completedConfig) New() (*Server, error) {
 	generic, err := c.GenericConfig.New("signal-apiserver", genericapiserver.NewEmptyDelegate())
 	if err != nil {
@@ -154,6 +159,24 @@ func (c completedConfig) New() (*Server, error) {
 	); err != nil {
 		return nil, err
 	}
+	var namespaces signalregistry.NamespaceGate
+	if managed := c.ExtraConfig.ManagedNamespaces; managed != nil {
+		namespaces = managed
+		if err := generic.AddPostStartHook("start-managed-namespace-informer", func(ctx genericapiserver.PostStartHookContext) error {
+			go managed.Informer().RunWithContext(ctx)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		if err := generic.AddReadyzChecks(healthz.NamedCheck("managed-namespaces-synced", func(*http.Request) error {
+			if !managed.Informer().HasSynced() {
+				return errors.New("the informer of managed namespaces (--namespace-selector) has not synced")
+			}
+			return nil
+		})); err != nil {
+			return nil, err
+		}
+	}
 
 	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(signals.GroupName, Scheme, metav1.ParameterCodec, Codecs)
 	apiGroupInfo.NegotiatedSerializer = newSignalsSerializer(Codecs)
@@ -161,6 +184,10 @@ func (c completedConfig) New() (*Server, error) {
 		ClusterID:              c.ExtraConfig.ClusterID,
 		ClusterScopedNamespace: c.ExtraConfig.ClusterScopedNamespace,
 		Owners:                 c.ExtraConfig.Owners,
+		// The authorizer of every request, SubjectAccessReviews cached for
+		// --authorization-webhook-cache-(un)authorized-ttl.
+		Authorizer: c.GenericConfig.Authorization.Authorizer,
+		Namespaces: namespaces,
 	})
 	apiGroupInfo.VersionedResourcesStorageMap[signalsv1.SchemeGroupVersion.Version] = map[string]rest.Storage{
 		"signals":                   signalREST,

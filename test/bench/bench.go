@@ -25,6 +25,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -47,6 +48,22 @@ const (
 	// timeout is shorter.
 	requestTimeout = 60 * time.Second
 )
+
+// Who sends the signal-apiserver contender's Signals.
+const (
+	// SenderSignalSender is an ordinary user with a ClusterRoleBinding to
+	// signal-sender, as senders are deployed: signal-apiserver authorizes
+	// each Signal twice (create on signals, then signal on
+	// remediationrequests in its namespace) with SubjectAccessReviews
+	// through kube-apiserver, cached.
+	SenderSignalSender = "signal-sender"
+	// SenderAdmin is the cluster admin, in system:masters, which
+	// signal-apiserver's authorizer allows without asking kube-apiserver.
+	SenderAdmin = "admin"
+)
+
+// senderUser is the user of SenderSignalSender.
+const senderUser = "bench-signal-sender"
 
 // ErrChecksFailed means signal-apiserver gave a wrong answer: an error, an
 // extra or missing RemediationRequest, or a count that differs from the 2xx
@@ -72,6 +89,9 @@ type Options struct {
 	// Scenarios and Contenders select what runs, by name; empty means all.
 	Scenarios  []string
 	Contenders []string
+	// Sender is who sends the signal-apiserver contender's Signals:
+	// SenderSignalSender (default) or SenderAdmin.
+	Sender string
 	// Out receives the table and the targets; Log the progress.
 	Out io.Writer
 	Log io.Writer
@@ -142,13 +162,21 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		return err
 	}
 	b := &bench{opts: o, cp: cp, replicas: []*controlplane.Server{server}, core: core, admin: adminSignals, cpu: cpu}
-	results := &Results{Machine: machineInfo(core.Discovery()), Scale: o.Scale, Warmup: o.Warmup, Failures: []string{}, Notes: []string{}}
+	results := &Results{Machine: machineInfo(core.Discovery()), Scale: o.Scale, Warmup: o.Warmup, Sender: o.Sender, Failures: []string{}, Notes: []string{}}
 	results.Machine.LoadAverageBefore = loadBefore
 	results.Machine.EtcdArgs = cmdline(cpu.pids["etcd"][0])
 	results.Machine.AggregatorRouting = routing
 
+	senderConfig, err := o.senderConfig(ctx, cp, core)
+	if err != nil {
+		return err
+	}
 	for _, name := range contenders {
-		cs, httpClient, err := newClientset(cp.RESTConfig())
+		cfg := cp.RESTConfig()
+		if isSignalAPIServer(name) {
+			cfg = rest.CopyConfig(senderConfig)
+		}
+		cs, httpClient, err := newClientset(cfg)
 		if err != nil {
 			return err
 		}
@@ -221,7 +249,7 @@ func report(o Options, results *Results) error {
 	m := results.Machine
 	fmt.Fprintf(o.Out, "\nmachine: %d CPUs (%s), GOMAXPROCS %d, %s, kube-apiserver %s, %s; load average %s before, %s after\n",
 		m.NumCPU, m.CPUModel, m.GOMAXPROCS, m.MemTotal, m.KubeAPIServerVersion, m.GoVersion, m.LoadAverageBefore, m.LoadAverageAfter)
-	fmt.Fprintf(o.Out, "etcd: %s\nscale %g, warm-up %d requests per row\n\n", strings.Join(m.EtcdArgs, " "), results.Scale, results.Warmup)
+	fmt.Fprintf(o.Out, "etcd: %s\nscale %g, warm-up %d requests per row, signal-apiserver's Signals sent as %s\n\n", strings.Join(m.EtcdArgs, " "), results.Scale, results.Warmup, results.Sender)
 	if err := printTable(o.Out, results.Rows); err != nil {
 		return err
 	}
@@ -274,7 +302,27 @@ func (o Options) selection() ([]Scenario, []string, error) {
 	if o.Scale <= 0 {
 		return nil, nil, fmt.Errorf("scale must be positive, not %g", o.Scale)
 	}
+	if o.Sender != SenderSignalSender && o.Sender != SenderAdmin {
+		return nil, nil, fmt.Errorf("unknown sender %q: %s or %s", o.Sender, SenderSignalSender, SenderAdmin)
+	}
 	return scenarios, contenders, nil
+}
+
+// senderConfig returns the config the signal-apiserver contender sends
+// with: the admin's, or that of a user bound to signal-sender.
+func (o Options) senderConfig(ctx context.Context, cp *controlplane.ControlPlane, core kubernetes.Interface) (*rest.Config, error) {
+	if o.Sender == SenderAdmin {
+		return cp.RESTConfig(), nil
+	}
+	_, err := core.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: senderUser},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "signal-sender"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: senderUser}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("binding %s to signal-sender: %w", senderUser, err)
+	}
+	return cp.AddUser(senderUser, nil)
 }
 
 type bench struct {

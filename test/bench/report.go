@@ -18,8 +18,10 @@ type Results struct {
 	// Scale is the factor the scenarios were scaled by.
 	Scale float64 `json:"scale"`
 	// Warmup is how many unmeasured requests preceded each row.
-	Warmup int   `json:"warmup"`
-	Rows   []Row `json:"rows"`
+	Warmup int `json:"warmup"`
+	// Sender is who sent the signal-apiserver contender's Signals.
+	Sender string `json:"sender"`
+	Rows   []Row  `json:"rows"`
 	// FreshBound is the throughput fresh could reach with the writes a new
 	// RemediationRequest costs; nil without the rows it is computed from.
 	FreshBound      *Bound   `json:"freshBound,omitempty"`

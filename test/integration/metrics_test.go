@@ -11,13 +11,20 @@ import (
 	"github.com/prometheus/common/model"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/rest"
+
+	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
 )
 
 // scrape reads the primary server's /metrics directly, as the cluster
 // admin through the front-proxy (kube-apiserver does not proxy /metrics of
 // aggregated servers).
 func scrape(ctx context.Context) map[string]*dto.MetricFamily {
-	conf := restConfigFor(cp.FrontProxyClientConfig(primary, "system:admin", []string{"system:masters"}))
+	return scrapeServer(ctx, primary)
+}
+
+// scrapeServer reads server s's /metrics as scrape does.
+func scrapeServer(ctx context.Context, s *controlplane.Server) map[string]*dto.MetricFamily {
+	conf := restConfigFor(cp.FrontProxyClientConfig(s, "system:admin", []string{"system:masters"}))
 	rc, err := rest.RESTClientFor(conf)
 	Expect(err).NotTo(HaveOccurred())
 	body, err := rc.Get().AbsPath("/metrics").DoRaw(ctx)

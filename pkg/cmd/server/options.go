@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/labels"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apimachinery/pkg/util/validation"
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
@@ -29,6 +30,7 @@ import (
 	"github.com/signal-apiserver/signal-apiserver/pkg/apiserver"
 	"github.com/signal-apiserver/signal-apiserver/pkg/owner"
 	alertmanagerregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/alertmanager"
+	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
 )
 
 // Options are the flags of signal-apiserver.
@@ -51,6 +53,9 @@ type Options struct {
 	OwnerCacheTTL time.Duration
 	// AlertmanagerTargetLabels map alert labels to target kinds, in order.
 	AlertmanagerTargetLabels []string
+	// NamespaceSelector is a label selector on Namespaces: signals about
+	// other namespaces open no RemediationRequest. Empty selects all.
+	NamespaceSelector string
 	// MaxRequestsInFlight and MaxMutatingRequestsInFlight bound the
 	// requests one replica serves at once; past them it answers 429 with
 	// Retry-After, before reading the body. Every Signal is a mutating
@@ -109,6 +114,8 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of the server's own calls to kube-apiserver.")
 	fs.StringSliceVar(&o.AlertmanagerTargetLabels, "alertmanager-target-labels", o.AlertmanagerTargetLabels,
 		"Ordered rules label=apiVersion/Kind[:Cluster]: the first rule whose label an alert has (and, unless :Cluster, whose alert has a namespace label) names the alert's target. See docs/alertmanager.md.")
+	fs.StringVar(&o.NamespaceSelector, "namespace-selector", o.NamespaceSelector,
+		"Label selector on Namespaces (e.g. kubernaut.ai/managed=true): signals about a namespace that does not match open and count nothing and get 422. Cluster-scoped objects' RemediationRequests live in --cluster-scoped-namespace, which must match too. Namespaces are watched: labelling one takes effect without a restart. Empty: every namespace.")
 	fs.IntVar(&o.MaxRequestsInFlight, "max-requests-inflight", o.MaxRequestsInFlight,
 		"Maximum number of non-mutating requests in flight; further ones get 429 with Retry-After. Zero disables the limit.")
 	fs.IntVar(&o.MaxMutatingRequestsInFlight, "max-mutating-requests-inflight", o.MaxMutatingRequestsInFlight,
@@ -138,6 +145,9 @@ func (o *Options) Validate() error {
 	}
 	if _, err := alertmanagerregistry.ParseTargetRules(o.AlertmanagerTargetLabels); err != nil {
 		errs = append(errs, fmt.Errorf("--alertmanager-target-labels: %w", err))
+	}
+	if _, err := labels.Parse(o.NamespaceSelector); err != nil {
+		errs = append(errs, fmt.Errorf("--namespace-selector: %w", err))
 	}
 	if o.MaxRequestsInFlight < 0 || o.MaxMutatingRequestsInFlight < 0 {
 		errs = append(errs, fmt.Errorf("--max-requests-inflight and --max-mutating-requests-inflight must not be negative"))
@@ -197,17 +207,25 @@ func (o *Options) Config() (*apiserver.Config, error) {
 		return nil, fmt.Errorf("--alertmanager-target-labels: %w", err)
 	}
 
+	selector, err := labels.Parse(o.NamespaceSelector)
+	if err != nil {
+		return nil, fmt.Errorf("--namespace-selector: %w", err)
+	}
+	metadataClient, err := metadata.NewForConfig(clientConfig)
+	if err != nil {
+		return nil, fmt.Errorf("creating the metadata client: %w", err)
+	}
+
 	extra := apiserver.ExtraConfig{
 		Client:                  client,
 		ClusterID:               o.ClusterID,
 		ClusterScopedNamespace:  o.ClusterScopedNamespace,
 		AlertmanagerTargetRules: rules,
 	}
+	if !selector.Empty() {
+		extra.ManagedNamespaces = signalregistry.NewManagedNamespaces(metadataClient, selector)
+	}
 	if o.ResolveOwners {
-		metadataClient, err := metadata.NewForConfig(clientConfig)
-		if err != nil {
-			return nil, fmt.Errorf("creating the metadata client: %w", err)
-		}
 		extra.Owners = owner.NewResolver(metadataClient, owner.Options{
 			TTL:       o.OwnerCacheTTL,
 			CacheSize: ownerCacheSize,

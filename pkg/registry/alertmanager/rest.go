@@ -51,9 +51,11 @@ const (
 // maxConcurrentAlerts bounds the alerts of one batch submitted at once.
 const maxConcurrentAlerts = 32
 
-// SignalConverter turns a validated Signal into the engine's Signal and
-// engine errors into API errors; *signal.REST is the implementation.
+// SignalConverter authorizes a validated Signal, turns it into the
+// engine's Signal, and engine errors into API errors; *signal.REST is the
+// implementation.
 type SignalConverter interface {
+	Authorize(ctx context.Context, sig *signals.Signal) error
 	ToDedup(ctx context.Context, sig *signals.Signal, dryRun bool) (dedup.Signal, error)
 	ToAPIError(err error, s dedup.Signal) error
 }
@@ -154,25 +156,35 @@ func (r *REST) create(ctx context.Context, n *signals.AlertmanagerNotification, 
 }
 
 // record submits one alert's signal. An alert that its own Signal would
-// get a 4xx for is Rejected in its result; any other failure is the batch's.
+// get a 4xx for (a namespace the sender may not signal about among them) is
+// Rejected in its result; any other failure is the batch's.
 func (r *REST) record(ctx context.Context, sig *signals.Signal, dryRun bool) (signals.AlertResult, error) {
-	s, err := r.signals.ToDedup(ctx, sig, dryRun)
-	if err == nil {
-		var res *dedup.Result
-		res, err = r.dedup.Submit(ctx, s)
-		switch {
-		case errors.Is(err, dedup.ErrNoActiveRemediation):
-			return signals.AlertResult{Outcome: OutcomeNoActive}, nil
-		case err == nil:
-			rr := res.RemediationRequest
-			return signals.AlertResult{Outcome: string(res.Outcome), Namespace: rr.Namespace, Name: rr.Name}, nil
-		}
-		err = r.signals.ToAPIError(err, s)
-	}
+	res, err := r.submit(ctx, sig, dryRun)
 	if status, ok := rejection(err); ok {
 		return signals.AlertResult{Outcome: OutcomeRejected, Reason: status.Reason, Message: status.Message}, nil
 	}
-	return signals.AlertResult{}, err
+	return res, err
+}
+
+// submit authorizes, converts and counts one alert's signal, as the signals
+// storage does; its errors are API errors.
+func (r *REST) submit(ctx context.Context, sig *signals.Signal, dryRun bool) (signals.AlertResult, error) {
+	if err := r.signals.Authorize(ctx, sig); err != nil {
+		return signals.AlertResult{}, err
+	}
+	s, err := r.signals.ToDedup(ctx, sig, dryRun)
+	if err != nil {
+		return signals.AlertResult{}, err
+	}
+	res, err := r.dedup.Submit(ctx, s)
+	switch {
+	case errors.Is(err, dedup.ErrNoActiveRemediation):
+		return signals.AlertResult{Outcome: OutcomeNoActive}, nil
+	case err != nil:
+		return signals.AlertResult{}, r.signals.ToAPIError(err, s)
+	}
+	rr := res.RemediationRequest
+	return signals.AlertResult{Outcome: string(res.Outcome), Namespace: rr.Namespace, Name: rr.Name}, nil
 }
 
 // rejection returns the status of err if it is the client's problem: a 4xx

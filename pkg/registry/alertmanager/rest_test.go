@@ -70,6 +70,14 @@ func TestTarget(t *testing.T) {
 
 type fakeConverter struct{}
 
+// Authorize denies every alert about kube-system.
+func (fakeConverter) Authorize(_ context.Context, sig *signals.Signal) error {
+	if sig.Spec.Target.Namespace == "kube-system" {
+		return apierrors.NewForbidden(remediationv1alpha1.Resource("remediationrequests"), "", errors.New(`User "am" cannot signal resource "remediationrequests" in the namespace "kube-system"`))
+	}
+	return nil
+}
+
 func (fakeConverter) ToDedup(_ context.Context, sig *signals.Signal, dryRun bool) (dedup.Signal, error) {
 	if sig.Spec.Target.Name == "lookup-fails" {
 		return dedup.Signal{}, apierrors.NewServiceUnavailable("owner lookup failed")
@@ -251,6 +259,32 @@ func TestCreateRejectsOneAlert(t *testing.T) {
 	}
 	if len(d.submitted) != 2 {
 		t.Errorf("submitted %d signals, want 2", len(d.submitted))
+	}
+}
+
+// TestCreateRejectsForbiddenAlert: an alert about a namespace the sender may
+// not signal about is Rejected with reason Forbidden, submitted to nothing,
+// and the notification still succeeds for the others.
+func TestCreateRejectsForbiddenAlert(t *testing.T) {
+	d := &fakeDedup{}
+	denied := alert("firing", "b", "f2")
+	denied.Labels["namespace"] = "kube-system"
+	n := &signals.AlertmanagerNotification{Version: "4", Alerts: []signals.Alert{alert("firing", "a", "f1"), denied}}
+	obj, err := newStorage(t, d).Create(context.Background(), n, nil, &metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := obj.(*signals.AlertmanagerNotification).Results
+	want := []signals.AlertResult{
+		{Index: 0, Fingerprint: "f1", Outcome: "Created", Namespace: "ns", Name: "rr-a"},
+		{Index: 1, Fingerprint: "f2", Outcome: OutcomeRejected, Reason: metav1.StatusReasonForbidden,
+			Message: `remediationrequests.remediation.io is forbidden: User "am" cannot signal resource "remediationrequests" in the namespace "kube-system"`},
+	}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("results = %+v, want %+v", got, want)
+	}
+	if len(d.submitted) != 1 || d.submitted[0].Fingerprint != "a" {
+		t.Errorf("submitted %+v, want only the allowed alert", d.submitted)
 	}
 }
 

@@ -3,6 +3,8 @@ package signal
 import (
 	"context"
 
+	"k8s.io/apiserver/pkg/authorization/authorizer"
+
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
 	"github.com/signal-apiserver/signal-apiserver/pkg/owner"
 )
@@ -18,4 +20,21 @@ type Deduplicator interface {
 // answers with the target itself and a fallback reason.
 type OwnerResolver interface {
 	Resolve(ctx context.Context, target owner.Reference) owner.Result
+}
+
+// Authorizer decides whether a user may do something; the server's
+// delegated authorizer (SubjectAccessReview through kube-apiserver, with
+// cached decisions) is the implementation.
+type Authorizer interface {
+	Authorize(ctx context.Context, a authorizer.Attributes) (authorizer.Decision, string, error)
+}
+
+// NamespaceGate says in which namespaces RemediationRequests may be opened;
+// *ManagedNamespaces is the implementation.
+type NamespaceGate interface {
+	// Managed reports whether namespace is one; an error means the gate
+	// cannot tell yet.
+	Managed(namespace string) (bool, error)
+	// String describes the gate for messages, e.g. the label selector.
+	String() string
 }

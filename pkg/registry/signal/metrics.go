@@ -20,6 +20,12 @@ const (
 	outcomeFailed   = "failed"
 )
 
+// Reasons a signal was denied before anything was read or written.
+const (
+	denialForbidden  = "forbidden"
+	denialNotManaged = "namespace_not_managed"
+)
+
 // maxSources bounds the source label: senders choose spec.source freely,
 // and a metric must not grow a series per typo.
 const maxSources = 64
@@ -31,6 +37,12 @@ var (
 		Help:           "Signals by source and outcome: created, deduplicated, alreadycounted (idempotency key counted before), resolved, rejected (4xx), failed (5xx). Sources beyond the first 64 seen are counted as 'other'.",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"source", "outcome"})
+	denials = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace:      "signal_apiserver",
+		Name:           "signal_denials_total",
+		Help:           "Signals and Alertmanager alerts denied before anything was read or written, by reason: forbidden (the sender may not signal about the namespace, 403), namespace_not_managed (outside --namespace-selector, 422).",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"reason"})
 	intakeDuration = metrics.NewHistogramVec(&metrics.HistogramOpts{
 		Namespace:      "signal_apiserver",
 		Name:           "signal_intake_duration_seconds",
@@ -46,7 +58,7 @@ var registerOnce sync.Once
 // which the server's /metrics serves.
 func RegisterMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(signalsTotal, intakeDuration)
+		legacyregistry.MustRegister(signalsTotal, denials, intakeDuration)
 	})
 }
 

@@ -47,6 +47,12 @@ type Options struct {
 	// Owners resolves the targets of signals without their own fingerprint;
 	// nil leaves every target as its sender named it.
 	Owners OwnerResolver
+	// Authorizer decides whether the requesting user may signal about a
+	// namespace (SignalVerb); nil allows every user, for tests only.
+	Authorizer Authorizer
+	// Namespaces are the namespaces RemediationRequests may be opened in;
+	// nil means all.
+	Namespaces NamespaceGate
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
 }
@@ -99,8 +105,9 @@ func (r *REST) ProducesObject(verb string) any {
 	return nil
 }
 
-// Create validates the signal, runs admission, and counts it. It answers
-// with the RemediationRequest the signal was counted on.
+// Create validates the signal, authorizes the sender for the namespace
+// where its RemediationRequest would live, runs admission, and counts it.
+// It answers with the RemediationRequest the signal was counted on.
 func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (runtime.Object, error) {
 	sig, ok := obj.(*signals.Signal)
 	if !ok {
@@ -130,6 +137,9 @@ func (r *REST) create(ctx context.Context, sig *signals.Signal, createValidation
 	}
 	if errs := validation.ValidateSignal(sig); len(errs) > 0 {
 		return nil, apierrors.NewInvalid(signals.Kind("Signal"), sig.ObjectMeta.Name, errs)
+	}
+	if err := r.Authorize(ctx, sig); err != nil {
+		return nil, err
 	}
 	if createValidation != nil {
 		if err := createValidation(ctx, sig); err != nil {
@@ -164,10 +174,7 @@ func (r *REST) ToDedup(ctx context.Context, sig *signals.Signal, dryRun bool) (d
 	if spec.StartsAt != nil {
 		firing = *spec.StartsAt
 	}
-	namespace := spec.Target.Namespace
-	if namespace == "" {
-		namespace = r.opts.ClusterScopedNamespace
-	}
+	namespace := r.namespaceOf(spec.Target)
 	target := remediationv1alpha1.ResourceReference{
 		APIVersion: spec.Target.APIVersion,
 		Kind:       spec.Target.Kind,
