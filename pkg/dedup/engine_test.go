@@ -631,3 +631,20 @@ func TestIdempotencyKeyCountsOnce(t *testing.T) {
 		t.Errorf("idempotencyKeys holds %d bytes, want 4 digests (a, b, d, c)", got)
 	}
 }
+
+// TestNameCollisionIsRefusedNotMerged: an RR at the fingerprint's name with
+// another fingerprint (which would take a 240-bit SHA-256 collision) is
+// never counted on.
+func TestNameCollisionIsRefusedNotMerged(t *testing.T) {
+	s := testSignal()
+	other := activeRR(s, "uid-other")
+	other.Spec.SignalFingerprint = testFingerprint[:60] + "ffff"
+	client := fake.NewSimpleClientset(other)
+	e := NewEngine(client.RemediationV1alpha1(), &staticCache{rrs: []*remediationv1alpha1.RemediationRequest{other}})
+	if _, err := e.Submit(context.Background(), s); !errors.Is(err, ErrNameCollision) {
+		t.Fatalf("got %v, want ErrNameCollision", err)
+	}
+	if got := storedCount(t, client, testName); got != 3 {
+		t.Errorf("the other fingerprint's count = %d, want 3 (untouched)", got)
+	}
+}
