@@ -19,9 +19,9 @@ import (
 // port it, and nothing else, when that API changes.
 
 // simCRDNameRule turns on the modelled CRD rule that a new
-// RemediationRequest is named rr-<spec.signalFingerprint[:60]>. Today's
-// engine names them rr-<fp[:16]>-<slot>.
-const simCRDNameRule = false
+// RemediationRequest is named rr-<spec.signalFingerprint[:60]>, as the CRD
+// has it and the engine relies on.
+const simCRDNameRule = true
 
 var _ dedup.Cache = (*simCache)(nil)
 
@@ -38,12 +38,13 @@ func newSimEngine(client remediationclient.RemediationRequestsGetter, cache *sim
 func (e *simEngine) submit(ctx context.Context, s simSignal) (simResult, error) {
 	at := metav1.NewTime(s.at)
 	res, err := e.engine.Submit(ctx, dedup.Signal{
-		Namespace:      s.namespace,
-		Fingerprint:    s.fingerprint,
-		Resolved:       s.resolved,
-		ReceivedAt:     s.at,
-		DryRun:         s.dryRun,
-		IdempotencyKey: s.key,
+		Namespace:         s.namespace,
+		Fingerprint:       s.fingerprint,
+		LegacyFingerprint: s.legacy,
+		Resolved:          s.resolved,
+		ReceivedAt:        s.at,
+		DryRun:            s.dryRun,
+		IdempotencyKey:    s.key,
 		Spec: remediationv1alpha1.RemediationRequestSpec{
 			SignalFingerprint: s.fingerprint,
 			SignalName:        "SimulatedAlert",
@@ -76,7 +77,7 @@ func (e *simEngine) submit(ctx context.Context, s simSignal) (simResult, error) 
 // a delete makes the engine forget the RemediationRequest.
 func (e *simEngine) notify(typ watch.EventType, obj *remediationv1alpha1.RemediationRequest) {
 	if typ == watch.Deleted {
-		e.engine.Forget(obj.Namespace, obj.Spec.SignalFingerprint, obj.Name)
+		e.engine.Forget(obj.Namespace, obj.Spec.SignalFingerprint, obj.Name, obj.UID)
 	}
 }
 

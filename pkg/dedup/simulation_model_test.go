@@ -2,6 +2,7 @@ package dedup_test
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
@@ -57,6 +58,9 @@ type simAPI struct {
 	// problems are engine misbehaviours the API server can see, such as an
 	// idempotency key recorded twice.
 	problems []string
+	// aliases maps the legacy fingerprint of a problem to its fingerprint:
+	// promise 1 counts the active RemediationRequests of both as one.
+	aliases map[string]string
 }
 
 // simEvent is a watch event.
@@ -72,11 +76,32 @@ type simLife struct {
 	name      string
 	fp        string
 	count     int64
-	deleted   bool
+	// base is the count it had when the run began (an earlier version's
+	// RemediationRequest, preloaded): no signal of the run accounts for it.
+	base    int64
+	deleted bool
 }
 
 func newSimAPI(nameRule bool) *simAPI {
-	return &simAPI{nameRule: nameRule, objs: map[string]*rr{}, lives: map[types.UID]*simLife{}}
+	return &simAPI{nameRule: nameRule, objs: map[string]*rr{}, lives: map[types.UID]*simLife{}, aliases: map[string]string{}}
+}
+
+// preload stores obj, status included, as an earlier version left it before
+// the run (and before the name rule): no rule is checked.
+func (a *simAPI) preload(obj *rr) {
+	stored := obj.DeepCopy()
+	a.uids++
+	stored.UID = types.UID("u" + strconv.Itoa(a.uids))
+	stored.ResourceVersion = a.nextRV()
+	stored.Generation = 1
+	stored.CreationTimestamp = metav1.NewTime(time.Now())
+	a.objs[objKey(stored.Namespace, stored.Name)] = stored
+	var count int64
+	if d := stored.Status.Deduplication; d != nil {
+		count = d.OccurrenceCount
+	}
+	a.lives[stored.UID] = &simLife{uid: stored.UID, namespace: stored.Namespace, name: stored.Name, fp: stored.Spec.SignalFingerprint, count: count, base: count}
+	a.emit(watch.Added, stored)
 }
 
 func objKey(namespace, name string) string { return namespace + "/" + name }
@@ -226,7 +251,7 @@ func (a *simAPI) store(cur, next *rr) *rr {
 	life := a.lives[next.UID]
 	if d := next.Status.Deduplication; d != nil {
 		life.count = d.OccurrenceCount
-		if dup := firstDuplicate(d.RecentIdempotencyKeys); dup != "" {
+		if dup := firstDuplicate(d.IdempotencyKeys); dup != "" {
 			a.problems = append(a.problems, fmt.Sprintf("%s/%s (%s) records idempotency key digest %s twice", next.Namespace, next.Name, next.UID, dup))
 		}
 	}
@@ -234,11 +259,14 @@ func (a *simAPI) store(cur, next *rr) *rr {
 	return next.DeepCopy()
 }
 
-func firstDuplicate(keys []string) string {
-	seen := make(map[string]bool, len(keys))
-	for _, k := range keys {
+// firstDuplicate returns, in hex, a digest the window holds twice.
+func firstDuplicate(window []byte) string {
+	const size = remediationv1alpha1.IdempotencyKeyDigestSize
+	seen := make(map[string]bool, len(window)/size)
+	for i := 0; i+size <= len(window); i += size {
+		k := string(window[i : i+size])
 		if seen[k] {
-			return k
+			return hex.EncodeToString([]byte(k))
 		}
 		seen[k] = true
 	}
@@ -263,8 +291,8 @@ func validateStatusUpdate(old, next *remediationv1alpha1.RemediationRequestStatu
 	if nextCount < oldCount {
 		errs = append(errs, field.Invalid(field.NewPath("status", "deduplication", "occurrenceCount"), nextCount, "occurrenceCount never decreases"))
 	}
-	if next.Deduplication != nil && len(next.Deduplication.RecentIdempotencyKeys) > 256 {
-		errs = append(errs, field.TooMany(field.NewPath("status", "deduplication", "recentIdempotencyKeys"), len(next.Deduplication.RecentIdempotencyKeys), 256))
+	if d := next.Deduplication; d != nil && (len(d.IdempotencyKeys) > remediationv1alpha1.MaxIdempotencyKeys*remediationv1alpha1.IdempotencyKeyDigestSize || len(d.RecentIdempotencyKeys) > 256) {
+		errs = append(errs, field.TooLong(field.NewPath("status", "deduplication", "idempotencyKeys"), len(d.IdempotencyKeys), remediationv1alpha1.MaxIdempotencyKeys*remediationv1alpha1.IdempotencyKeyDigestSize))
 	}
 	return errs
 }
@@ -307,7 +335,11 @@ func (a *simAPI) activeByFingerprint() map[string][]string {
 	for _, k := range a.sortedKeys() {
 		o := a.objs[k]
 		if !o.Status.OverallPhase.IsTerminal() {
-			fk := objKey(o.Namespace, o.Spec.SignalFingerprint)
+			fp := o.Spec.SignalFingerprint
+			if alias, ok := a.aliases[fp]; ok {
+				fp = alias
+			}
+			fk := objKey(o.Namespace, fp)
 			active[fk] = append(active[fk], o.Name)
 		}
 	}

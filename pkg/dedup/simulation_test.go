@@ -65,6 +65,7 @@ type simResult struct {
 type simSignal struct {
 	namespace   string
 	fingerprint string
+	legacy      string // the fingerprint an earlier version gave it, if another
 	target      string
 	resolved    bool
 	dryRun      bool
@@ -77,6 +78,11 @@ type simFP struct {
 	namespace   string
 	fingerprint string
 	label       string
+	// legacy is the fingerprint an earlier version gave the problem, if
+	// another one, and earlier are the RemediationRequests that version
+	// left (upgrade runs).
+	legacy  string
+	earlier []*rr
 }
 
 // simKind is a kind of step.
@@ -136,6 +142,7 @@ var faultNames = [...]string{
 type simConfig struct {
 	replicas int
 	fps      []simFP
+	upgrade  bool // the run starts with an earlier version's RemediationRequests
 	faults   bool // ambiguous failures, client deadlines, restarts
 	keep     bool // nothing is deleted: no retention
 	weights  [simKinds]float64
@@ -261,7 +268,47 @@ func simConfigFor(seed uint64) (simConfig, *rand.Rand) {
 	for k, w := range simBaseWeights {
 		cfg.weights[k] = w * (0.25 + 1.75*rng.Float64())
 	}
+	if rng.IntN(3) == 0 {
+		cfg.upgrade = true
+		for i := range cfg.fps {
+			simEarlierVersion(rng, &cfg.fps[i])
+		}
+	}
 	return cfg, rng
+}
+
+// simEarlierVersion gives fp the RemediationRequests a version before the
+// name rule may have left: slots rr-<fp[:16]>-<n>, under the problem's
+// fingerprint or (the default fingerprint changed) a legacy one, all
+// finished but maybe the newest. At most one is active, as the earlier
+// version's promise allowed.
+func simEarlierVersion(rng *rand.Rand, fp *simFP) {
+	under := fp.fingerprint
+	if rng.IntN(2) == 0 {
+		fp.legacy = simFingerprint("legacy/" + fp.label)
+		under = fp.legacy
+	}
+	n := rng.IntN(4)
+	active := rng.IntN(2) == 0
+	at := metav1.NewTime(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC))
+	for i := range n {
+		phase := remediationv1alpha1.PhaseCompleted
+		if i == n-1 && active {
+			phase = remediationv1alpha1.PhaseProcessing
+		}
+		fp.earlier = append(fp.earlier, &rr{
+			ObjectMeta: metav1.ObjectMeta{Namespace: fp.namespace, Name: "rr-" + under[:16] + "-" + strconv.Itoa(i)},
+			Spec: remediationv1alpha1.RemediationRequestSpec{
+				SignalFingerprint: under, SignalName: "SimulatedAlert", SignalSource: "simulation",
+				TargetResource: remediationv1alpha1.ResourceReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: fp.namespace, Name: "app-" + fp.label},
+				FiringTime:     at, ReceivedTime: at,
+			},
+			Status: remediationv1alpha1.RemediationRequestStatus{
+				OverallPhase:  phase,
+				Deduplication: &remediationv1alpha1.DeduplicationStatus{FirstSeenAt: at, LastSeenAt: at, OccurrenceCount: int64(1 + rng.IntN(5))},
+			},
+		})
+	}
 }
 
 func (c simConfig) String() string {
@@ -274,6 +321,17 @@ func (c simConfig) String() string {
 		faults = "on (ambiguous failures, client deadlines, restarts)"
 	}
 	s := fmt.Sprintf("%d replicas, fingerprints %s, faults %s", c.replicas, strings.Join(fps, " "), faults)
+	if c.upgrade {
+		var earlier []string
+		for _, fp := range c.fps {
+			what := fmt.Sprintf("%s/%s: %d", fp.namespace, fp.label, len(fp.earlier))
+			if fp.legacy != "" {
+				what += " under a legacy fingerprint"
+			}
+			earlier = append(earlier, what)
+		}
+		s += ", upgrade from an earlier version's RemediationRequests (" + strings.Join(earlier, ", ") + ")"
+	}
 	if c.keep {
 		s += ", no deletions"
 	}
@@ -320,6 +378,14 @@ func (r *simRun) run() {
 	r.goroutines = runtime.NumGoroutine()
 	seedEngineRandomness(r.seed)
 	r.logf("seed %d: %s", r.seed, r.cfg)
+	for _, fp := range r.cfg.fps {
+		if fp.legacy != "" {
+			r.api.aliases[fp.legacy] = fp.fingerprint
+		}
+		for _, o := range fp.earlier {
+			r.api.preload(o)
+		}
+	}
 	for i := range r.cfg.replicas {
 		r.nodes = append(r.nodes, r.newNode(i, 0))
 	}
@@ -462,7 +528,7 @@ func describeRR(o *rr) string {
 	s := fmt.Sprintf("uid=%s rv=%s phase=%s", o.UID, o.ResourceVersion, phase)
 	if d := o.Status.Deduplication; d != nil {
 		s += fmt.Sprintf(" count=%d", d.OccurrenceCount)
-		if n := len(d.RecentIdempotencyKeys); n > 0 {
+		if n := len(d.IdempotencyKeys) / remediationv1alpha1.IdempotencyKeyDigestSize; n > 0 {
 			s += fmt.Sprintf(" keys=%d", n)
 		}
 	}
@@ -715,7 +781,7 @@ func (r *simRun) submit(st simStep) {
 	}
 	n, fp := r.nodes[st.node], r.cfg.fps[st.fp]
 	sig := simSignal{
-		namespace: fp.namespace, fingerprint: fp.fingerprint, target: "app-" + fp.label,
+		namespace: fp.namespace, fingerprint: fp.fingerprint, legacy: fp.legacy, target: "app-" + fp.label,
 		resolved: st.resolved, dryRun: st.dryRun, key: st.key, at: time.Now(),
 	}
 	r.mu.Lock()
@@ -1204,13 +1270,14 @@ func (r *simRun) checkCounts() {
 		life := r.api.lives[uid]
 		acked := counted[uid]
 		name := fmt.Sprintf("%s (%s)", r.short(life.namespace, life.name), uid)
+		count := life.count - life.base
 		switch {
-		case acked > life.count:
-			r.fail("promise 2", fmt.Sprintf("%s: %d signals acknowledged as counted, count %d", name, acked, life.count))
-		case !r.cfg.faults && acked != life.count:
-			r.fail("promise 2", fmt.Sprintf("%s: count %d, %d signals acknowledged, and nothing failed ambiguously", name, life.count, acked))
+		case acked > count:
+			r.fail("promise 2", fmt.Sprintf("%s: %d signals acknowledged as counted, count %d (%d before the run)", name, acked, life.count, life.base))
+		case !r.cfg.faults && acked != count:
+			r.fail("promise 2", fmt.Sprintf("%s: count %d (%d before the run), %d signals acknowledged, and nothing failed ambiguously", name, life.count, life.base, acked))
 		}
-		excess += life.count - acked
+		excess += count - acked
 	}
 	if excess > failed {
 		r.fail("promise 2", fmt.Sprintf("%d counts more than acknowledged signals, but only %d signals failed", excess, failed))
