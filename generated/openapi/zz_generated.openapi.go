@@ -250,7 +250,7 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequest(ref co
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
 			SchemaProps: spec.SchemaProps{
-				Description: "RemediationRequest is one problem, identified by its signal fingerprint, that a remediation controller works through. signal-apiserver creates it for the first firing signal of a fingerprint and counts every later one in status.deduplication.\n\nThe rules on the object hold for every client: a new RemediationRequest must be named after its fingerprint (NameFor), so the API server itself refuses a second one of a fingerprint while one exists; a terminal phase is final and occurrenceCount never decreases, whatever a status update leaves out.",
+				Description: "RemediationRequest is one problem, identified by its signal fingerprint, that a remediation controller works through. signal-apiserver creates it for the first firing signal of a fingerprint and counts every later one in status.deduplication.\n\nThe rules on the object hold for every client: a new RemediationRequest must be named rr-<the first 60 hex digits of its fingerprint>, so the API server itself refuses a second one of a fingerprint while one exists in the namespace; a terminal phase is final and occurrenceCount never decreases, whatever a status update leaves out.",
 				Type:        []string{"object"},
 				Properties: map[string]spec.Schema{
 					"kind": {

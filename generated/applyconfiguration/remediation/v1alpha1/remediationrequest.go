@@ -33,10 +33,10 @@ import (
 // status.deduplication.
 //
 // The rules on the object hold for every client: a new RemediationRequest
-// must be named after its fingerprint (NameFor), so the API server itself
-// refuses a second one of a fingerprint while one exists; a terminal phase is
-// final and occurrenceCount never decreases, whatever a status update leaves
-// out.
+// must be named rr-<the first 60 hex digits of its fingerprint>, so the API
+// server itself refuses a second one of a fingerprint while one exists in the
+// namespace; a terminal phase is final and occurrenceCount never decreases,
+// whatever a status update leaves out.
 type RemediationRequestApplyConfiguration struct {
 	v1.TypeMetaApplyConfiguration    `json:""`
 	*v1.ObjectMetaApplyConfiguration `json:"metadata,omitempty"`
