@@ -408,7 +408,8 @@ func (e *Engine) install(s Signal, name string, base *remediationv1alpha1.Remedi
 		return c
 	}
 	fp := s.Fingerprint
-	if base != nil {
+	if legacy {
+		// Found under s's fingerprint or its legacy one.
 		fp = base.Spec.SignalFingerprint
 	}
 	c := &counter{

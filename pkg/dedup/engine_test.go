@@ -631,3 +631,39 @@ func TestIdempotencyKeyCountsOnce(t *testing.T) {
 		t.Errorf("idempotencyKeys holds %d bytes, want 4 digests (a, b, d, c)", got)
 	}
 }
+
+// TestNameCollisionIsRefusedNotMerged: an RR at the fingerprint's name with
+// another fingerprint (which would take a 240-bit SHA-256 collision) is
+// never counted on.
+func TestNameCollisionIsRefusedNotMerged(t *testing.T) {
+	s := testSignal()
+	other := activeRR(s, "uid-other")
+	other.Spec.SignalFingerprint = testFingerprint[:60] + "ffff"
+	client := fake.NewSimpleClientset(other)
+	e := NewEngine(client.RemediationV1alpha1(), &staticCache{rrs: []*remediationv1alpha1.RemediationRequest{other}})
+	if _, err := e.Submit(context.Background(), s); !errors.Is(err, ErrNameCollision) {
+		t.Fatalf("got %v, want ErrNameCollision", err)
+	}
+	if got := storedCount(t, client, testName); got != 3 {
+		t.Errorf("the other fingerprint's count = %d, want 3 (untouched)", got)
+	}
+}
+
+// TestLongContentionIsRetriedUntilTheWriteTimeout: a write that loses 15
+// races in a row (more than client-go's retry.RetryOnConflict would try
+// with this backoff: it stops at the cap, after 12) still lands.
+func TestLongContentionIsRetriedUntilTheWriteTimeout(t *testing.T) {
+	client := fake.NewSimpleClientset()
+	writes := &writeInterceptor{conflicts: 15}
+	writes.install(client)
+	e := NewEngine(client.RemediationV1alpha1(), &staticCache{})
+	if _, err := e.Submit(context.Background(), testSignal()); err != nil {
+		t.Fatal(err)
+	}
+	if got := writes.calls.Load(); got != 16 {
+		t.Errorf("status writes = %d, want 16", got)
+	}
+	if got := storedCount(t, client, testName); got != 1 {
+		t.Errorf("stored occurrenceCount = %d, want 1", got)
+	}
+}

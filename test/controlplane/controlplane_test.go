@@ -3,6 +3,8 @@ package controlplane
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -174,7 +176,6 @@ func TestControlPlane(t *testing.T) {
 			"selfsubjectrulesreviews.authorization.k8s.io [] [] [create]",
 			"subjectaccessreviews.authorization.k8s.io [] [] [create]",
 			"remediationrequests.remediation.io [] [] [get list watch create delete]",
-			"namespaces [] [] [get list watch]",
 			"clustertrustbundles.certificates.k8s.io [] [] [get list watch]",
 			"[/.well-known/openid-configuration/] [] [get]",
 			"[/.well-known/openid-configuration] [] [get]",
@@ -199,6 +200,7 @@ func TestControlPlane(t *testing.T) {
 			"pods [] [] [get]",
 			"replicasets.apps [] [] [get]",
 			"jobs.batch [] [] [get]",
+			"namespaces [] [] [list watch get]",
 			"mutatingadmissionpolicies.admissionregistration.k8s.io [] [] [list watch]",
 			"mutatingadmissionpolicybindings.admissionregistration.k8s.io [] [] [list watch]",
 			"mutatingwebhookconfigurations.admissionregistration.k8s.io [] [] [list watch]",
@@ -442,12 +444,16 @@ func testProxy(ctx context.Context, t *testing.T, cp *ControlPlane, admin *rest.
 	}
 }
 
-func newRemediationRequest(name string) *remediationv1alpha1.RemediationRequest {
+// newRemediationRequest is a RemediationRequest of its own fingerprint,
+// derived from label, at the name the CRD requires for it.
+func newRemediationRequest(label string) *remediationv1alpha1.RemediationRequest {
 	now := metav1.Now()
+	sum := sha256.Sum256([]byte(label))
+	fp := hex.EncodeToString(sum[:])
 	return &remediationv1alpha1.RemediationRequest{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
+		ObjectMeta: metav1.ObjectMeta{Name: remediationv1alpha1.NameFor(fp)},
 		Spec: remediationv1alpha1.RemediationRequestSpec{
-			SignalFingerprint: strings.Repeat("0", 64),
+			SignalFingerprint: fp,
 			SignalName:        "ProxyTest",
 			SignalSource:      "controlplane-test",
 			TargetResource:    remediationv1alpha1.ResourceReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "default", Name: "proxy-test"},

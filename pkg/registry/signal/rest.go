@@ -290,6 +290,7 @@ func toAPIError(err error, s dedup.Signal) error {
 	// be counted already (docs/dedup.md: acknowledged <= count <= sent);
 	// an idempotency key makes the retry safe.
 	if utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err) || utilnet.IsProbableEOF(err) ||
+		utilnet.IsTimeout(err) || utilnet.IsHTTP2ConnectionLost(err) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return serviceUnavailable(err)
 	}

@@ -182,6 +182,7 @@ func TestEngineErrorsBecomeAPIErrors(t *testing.T) {
 		{fmt.Errorf("updating: %w", apierrors.NewServiceUnavailable("etcd")), http.StatusTooManyRequests},
 		{fmt.Errorf("creating: %w", syscall.ECONNREFUSED), http.StatusServiceUnavailable},
 		{fmt.Errorf("creating: %w", io.ErrUnexpectedEOF), http.StatusServiceUnavailable},
+		{fmt.Errorf("reading: %w", timeoutError{}), http.StatusServiceUnavailable},
 		{errors.New("boom"), http.StatusInternalServerError},
 	}
 	for _, tt := range tests {
@@ -257,6 +258,13 @@ func TestKeyedSignalIsNotCountedOnAFallback(t *testing.T) {
 		t.Errorf("submitted %d signals, want 2", len(d.got))
 	}
 }
+
+// timeoutError is a network timeout, as net/http's "TLS handshake timeout".
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "net/http: TLS handshake timeout" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
 
 // stubOwners answers every target with result, and counts its calls.
 type stubOwners struct {
