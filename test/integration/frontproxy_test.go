@@ -25,7 +25,6 @@ import (
 	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/keyutil"
 	"k8s.io/client-go/util/retry"
-	"k8s.io/utils/ptr"
 
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
 )
@@ -168,39 +167,9 @@ var _ = Describe("Front-proxy authentication with cached verifications", Ordered
 		DeferCleanup(func(ctx SpecContext) {
 			Expect(kube.RbacV1().ClusterRoleBindings().Delete(ctx, refused, metav1.DeleteOptions{})).To(Succeed())
 		})
-		policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
-			ObjectMeta: metav1.ObjectMeta{Name: refused},
-			Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
-				FailurePolicy: ptr.To(admissionregistrationv1.Fail),
-				MatchConstraints: &admissionregistrationv1.MatchResources{
-					ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
-						RuleWithOperations: admissionregistrationv1.RuleWithOperations{
-							Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-							Rule:       admissionregistrationv1.Rule{APIGroups: []string{"signals.remediation.io"}, APIVersions: []string{"v1"}, Resources: []string{"signals"}},
-						},
-					}},
-				},
-				Validations: []admissionregistrationv1.Validation{{
-					Expression: "request.userInfo.username != '" + refused + "'",
-					Message:    "signals from " + refused + " are refused",
-				}},
-			},
-		}
-		_, err = kube.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, policy, metav1.CreateOptions{})
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(func(ctx SpecContext) {
-			Expect(kube.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, refused, metav1.DeleteOptions{})).To(Succeed())
-		})
-		_, err = kube.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create(ctx, &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: refused},
-			Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
-				PolicyName:        refused,
-				ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
-			},
-		}, metav1.CreateOptions{})
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(func(ctx SpecContext) {
-			Expect(kube.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(ctx, refused, metav1.DeleteOptions{})).To(Succeed())
+		signalPolicy(ctx, refused, admissionregistrationv1.Validation{
+			Expression: "request.userInfo.username != '" + refused + "'",
+			Message:    "signals from " + refused + " are refused",
 		})
 		// RBAC and the policy reach both servers asynchronously.
 		Eventually(func() error {
