@@ -62,6 +62,18 @@ func (am *alertmanager) post(ctx context.Context, alerts ...amAlert) {
 // failedNotifications reads Alertmanager's count of failed webhook
 // requests, retries included, from its /metrics.
 func (am *alertmanager) failedNotifications(ctx context.Context) (float64, error) {
+	return am.webhookCounter(ctx, "alertmanager_notification_requests_failed_total")
+}
+
+// notificationRequests reads Alertmanager's count of webhook requests,
+// retries included, from its /metrics.
+func (am *alertmanager) notificationRequests(ctx context.Context) (float64, error) {
+	return am.webhookCounter(ctx, "alertmanager_notification_requests_total")
+}
+
+// webhookCounter reads the webhook integration's series of family from
+// Alertmanager's /metrics.
+func (am *alertmanager) webhookCounter(ctx context.Context, family string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, am.url+"/metrics", nil)
 	if err != nil {
 		return 0, err
@@ -76,7 +88,7 @@ func (am *alertmanager) failedNotifications(ctx context.Context) (float64, error
 		return 0, err
 	}
 	for line := range strings.SplitSeq(buf.String(), "\n") {
-		if strings.HasPrefix(line, `alertmanager_notification_requests_failed_total{integration="webhook"}`) {
+		if strings.HasPrefix(line, family+`{integration="webhook"}`) {
 			var v float64
 			_, err := fmt.Sscan(line[strings.LastIndex(line, " ")+1:], &v)
 			return v, err
