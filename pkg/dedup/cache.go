@@ -9,7 +9,10 @@ import (
 )
 
 // FingerprintIndex names the informer index of RemediationRequests by
-// namespace and spec.signalFingerprint.
+// namespace and spec.signalFingerprint. Only RemediationRequests under
+// another name than their fingerprint's (those of versions before the name
+// rule) are in it: the others are found by name, and an index of every one
+// would cost a third of the cache's memory.
 const FingerprintIndex = "namespace/fingerprint"
 
 // Cache is where the engine looks RemediationRequests up. It may lag behind
@@ -19,7 +22,8 @@ type Cache interface {
 	// Callers must not modify it.
 	Get(namespace, name string) (*remediationv1alpha1.RemediationRequest, bool)
 	// ByFingerprint returns the cached RemediationRequests of a fingerprint
-	// in a namespace. Callers must not modify them.
+	// in a namespace that are not at the fingerprint's name (it may return
+	// that one too). Callers must not modify them.
 	ByFingerprint(namespace, fingerprint string) ([]*remediationv1alpha1.RemediationRequest, error)
 	// HasSynced reports whether the cache has been filled once.
 	HasSynced() bool
@@ -72,7 +76,7 @@ func indexKey(namespace, fingerprint string) string {
 
 func indexByFingerprint(obj any) ([]string, error) {
 	rr, ok := obj.(*remediationv1alpha1.RemediationRequest)
-	if !ok || rr.Spec.SignalFingerprint == "" {
+	if !ok || len(rr.Spec.SignalFingerprint) < remediationv1alpha1.NamePrefixLength || rr.Name == remediationv1alpha1.NameFor(rr.Spec.SignalFingerprint) {
 		return nil, nil
 	}
 	return []string{indexKey(rr.Namespace, rr.Spec.SignalFingerprint)}, nil

@@ -480,6 +480,22 @@ func (e *Engine) dryRun(ctx context.Context, s Signal) (*Result, error) {
 		}
 		active = legacy
 	}
+	if active != nil {
+		// The cache holds RemediationRequests without their spec's maps
+		// (StripForCache): answer with the stored one.
+		reads.WithLabelValues("dry_run").Inc()
+		fresh, err := e.client.RemediationRequests(active.Namespace).Get(ctx, active.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			active = nil
+		case err != nil:
+			return nil, fmt.Errorf("reading RemediationRequest %s/%s: %w", active.Namespace, active.Name, err)
+		case fresh.Status.OverallPhase.IsTerminal():
+			active = nil
+		default:
+			active = fresh
+		}
+	}
 	if active == nil && s.Resolved {
 		rr, err := e.activeByGet(ctx, s)
 		if err != nil {

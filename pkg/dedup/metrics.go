@@ -41,7 +41,7 @@ var (
 	reads = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace:      metricsNamespace,
 		Name:           "remediationrequest_reads_total",
-		Help:           "GETs of RemediationRequests from kube-apiserver by reason: no_base (first write after losing a create race or an error), conflict, resolved (a Resolved signal found no active one in the cache).",
+		Help:           "GETs of RemediationRequests from kube-apiserver by reason: no_base (first write after losing a create race or an error), conflict, resolved (a Resolved signal found no active one in the cache), dry_run (a dry-run answers with the stored RemediationRequest).",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"reason"})
 	deletes = metrics.NewCounterVec(&metrics.CounterOpts{
