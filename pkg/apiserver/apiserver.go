@@ -16,6 +16,8 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
@@ -24,28 +26,29 @@ import (
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
 	"github.com/signal-apiserver/signal-apiserver/generated/informers/externalversions"
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
+	"github.com/signal-apiserver/signal-apiserver/pkg/frontproxy"
 	"github.com/signal-apiserver/signal-apiserver/pkg/owner"
+	"github.com/signal-apiserver/signal-apiserver/pkg/registry"
 	alertmanagerregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/alertmanager"
 	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
+	"github.com/signal-apiserver/signal-apiserver/pkg/signalkey"
 )
 
 // ExtraConfig is what the signals API group needs besides a generic server.
 type ExtraConfig struct {
 	// Client reads and writes RemediationRequests in kube-apiserver.
 	Client versioned.Interface
-	// ClusterID goes into default fingerprints.
-	ClusterID string
-	// ClusterScopedNamespace holds the RemediationRequests of signals about
-	// cluster-scoped objects.
-	ClusterScopedNamespace string
-	// Owners resolves signal targets to their top-level controllers; nil
-	// turns resolution off.
-	Owners signalregistry.OwnerResolver
+	// Keys is how signals are keyed: --cluster-id,
+	// --cluster-scoped-namespace and owner resolution (--resolve-owners).
+	Keys signalkey.Policy
 	// AlertmanagerTargetRules map alert labels to the objects they name.
 	AlertmanagerTargetRules []alertmanagerregistry.TargetRule
 	// ManagedNamespaces are the namespaces RemediationRequests may be
 	// opened in (--namespace-selector); nil means all.
-	ManagedNamespaces *signalregistry.ManagedNamespaces
+	ManagedNamespaces *registry.ManagedNamespaces
+	// RegisterMetric registers a metric for the server's /metrics;
+	// legacyregistry.Register if nil.
+	RegisterMetric func(metrics.Registerable) error
 }
 
 // Config is the whole configuration of the server.
@@ -79,16 +82,59 @@ func (cfg *Config) Complete() CompletedConfig {
 	return CompletedConfig{&c}
 }
 
-// New builds the server: the RemediationRequest informer and its readiness
-// check, the managed namespaces' informer and its readiness check, the dedup
-// engine, and the signals API group, whose storage authorizes senders with
-// the server's own delegated authorizer.
+// New builds the server in named steps: the metrics, the RemediationRequest
+// cache and the dedup engine over it, the managed namespaces, and the
+// signals API group, whose storages let senders through with the server's
+// own delegated authorizer.
 func (c completedConfig) New() (*Server, error) {
 	generic, err := c.GenericConfig.New("signal-apiserver", genericapiserver.NewEmptyDelegate())
 	if err != nil {
 		return nil, err
 	}
+	if err := c.registerMetrics(); err != nil {
+		return nil, fmt.Errorf("registering metrics: %w", err)
+	}
+	engine, err := c.startEngine(generic)
+	if err != nil {
+		return nil, err
+	}
+	gate := &registry.Gate{
+		// The authorizer of every request, SubjectAccessReviews cached for
+		// --authorization-webhook-cache-(un)authorized-ttl.
+		Authorizer: c.GenericConfig.Authorization.Authorizer,
+	}
+	if err := c.startManagedNamespaces(generic, gate); err != nil {
+		return nil, err
+	}
+	if err := c.installSignalsAPIGroup(generic, gate, engine); err != nil {
+		return nil, err
+	}
+	return &Server{GenericAPIServer: generic}, nil
+}
 
+// registerMetrics registers the metrics of every part of the server.
+func (c completedConfig) registerMetrics() error {
+	register := c.ExtraConfig.RegisterMetric
+	if register == nil {
+		register = legacyregistry.Register
+	}
+	for _, registerMetrics := range []func(func(metrics.Registerable) error) error{
+		dedup.RegisterMetrics, owner.RegisterMetrics, registry.RegisterMetrics, frontproxy.RegisterMetrics,
+		signalregistry.RegisterMetrics, alertmanagerregistry.RegisterMetrics, registerServerMetrics,
+	} {
+		if err := registerMetrics(register); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startEngine builds the dedup engine over an informer cache of
+// RemediationRequests, starts the informer once kube-apiserver refuses
+// RemediationRequests not named after their fingerprint (from then on no
+// RemediationRequest under another name can appear, so its first list holds
+// every one an earlier version opened), and adds a readiness check for each.
+func (c completedConfig) startEngine(generic *genericapiserver.GenericAPIServer) (*dedup.Engine, error) {
 	factory := externalversions.NewSharedInformerFactoryWithOptions(c.ExtraConfig.Client, 0, // no resyncs: the engine only reads the cache
 		externalversions.WithTransform(dedup.StripForCache))
 	informer := factory.Remediation().V1alpha1().RemediationRequests().Informer()
@@ -110,21 +156,12 @@ func (c completedConfig) New() (*Server, error) {
 		return nil, fmt.Errorf("watching RemediationRequest deletions: %w", err)
 	}
 
-	dedup.RegisterMetrics()
-	signalregistry.RegisterMetrics()
-	owner.RegisterMetrics()
-	alertmanagerregistry.RegisterMetrics()
-	registerMetrics()
 	var nameRuleChecked atomic.Bool
 	if err := generic.AddPostStartHook("start-remediationrequest-informer", func(ctx genericapiserver.PostStartHookContext) error {
 		go func() {
-			// The informer starts once the CRD refuses RemediationRequests
-			// not named after their fingerprint: from then on no
-			// RemediationRequest under another name can appear, so the
-			// first list holds every one an earlier version opened.
 			backoff := wait.Backoff{Duration: time.Second, Factor: 2, Cap: 30 * time.Second, Steps: math.MaxInt32}
 			err := wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
-				err := dedup.CheckNameRule(ctx, c.ExtraConfig.Client.RemediationV1alpha1(), c.ExtraConfig.ClusterScopedNamespace)
+				err := dedup.CheckNameRule(ctx, c.ExtraConfig.Client.RemediationV1alpha1(), c.ExtraConfig.Keys.ClusterScopedNamespace)
 				if err != nil {
 					klog.ErrorS(err, "Not serving signals yet")
 				}
@@ -143,7 +180,7 @@ func (c completedConfig) New() (*Server, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := generic.AddReadyzChecks(
+	err = generic.AddReadyzChecks(
 		healthz.NamedCheck("remediationrequest-name-rule", func(*http.Request) error {
 			if !nameRuleChecked.Load() {
 				return errors.New("kube-apiserver has not yet been seen refusing RemediationRequests not named after their fingerprint (the CRD of this version)")
@@ -156,46 +193,44 @@ func (c completedConfig) New() (*Server, error) {
 			}
 			return nil
 		}),
-	); err != nil {
-		return nil, err
-	}
-	var namespaces signalregistry.NamespaceGate
-	if managed := c.ExtraConfig.ManagedNamespaces; managed != nil {
-		namespaces = managed
-		if err := generic.AddPostStartHook("start-managed-namespace-informer", func(ctx genericapiserver.PostStartHookContext) error {
-			go managed.Informer().RunWithContext(ctx)
-			return nil
-		}); err != nil {
-			return nil, err
-		}
-		if err := generic.AddReadyzChecks(healthz.NamedCheck("managed-namespaces-synced", func(*http.Request) error {
-			if !managed.Informer().HasSynced() {
-				return errors.New("the informer of managed namespaces (--namespace-selector) has not synced")
-			}
-			return nil
-		})); err != nil {
-			return nil, err
-		}
-	}
+	)
+	return engine, err
+}
 
+// startManagedNamespaces puts --namespace-selector's namespaces, if set, in
+// gate, starts their informer and adds its readiness check.
+func (c completedConfig) startManagedNamespaces(generic *genericapiserver.GenericAPIServer, gate *registry.Gate) error {
+	managed := c.ExtraConfig.ManagedNamespaces
+	if managed == nil {
+		return nil
+	}
+	gate.Namespaces = managed
+	if err := generic.AddPostStartHook("start-managed-namespace-informer", func(ctx genericapiserver.PostStartHookContext) error {
+		go managed.Informer().RunWithContext(ctx)
+		return nil
+	}); err != nil {
+		return err
+	}
+	return generic.AddReadyzChecks(healthz.NamedCheck("managed-namespaces-synced", func(*http.Request) error {
+		if !managed.Informer().HasSynced() {
+			return errors.New("the informer of managed namespaces (--namespace-selector) has not synced")
+		}
+		return nil
+	}))
+}
+
+// installSignalsAPIGroup serves signals and alertmanagernotifications.
+func (c completedConfig) installSignalsAPIGroup(generic *genericapiserver.GenericAPIServer, gate *registry.Gate, engine *dedup.Engine) error {
+	keys := &c.ExtraConfig.Keys
 	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(signals.GroupName, Scheme, metav1.ParameterCodec, Codecs)
 	apiGroupInfo.NegotiatedSerializer = newSignalsSerializer(Codecs)
-	signalREST := signalregistry.NewREST(engine, signalregistry.Options{
-		ClusterID:              c.ExtraConfig.ClusterID,
-		ClusterScopedNamespace: c.ExtraConfig.ClusterScopedNamespace,
-		Owners:                 c.ExtraConfig.Owners,
-		// The authorizer of every request, SubjectAccessReviews cached for
-		// --authorization-webhook-cache-(un)authorized-ttl.
-		Authorizer: c.GenericConfig.Authorization.Authorizer,
-		Namespaces: namespaces,
-	})
 	apiGroupInfo.VersionedResourcesStorageMap[signalsv1.SchemeGroupVersion.Version] = map[string]rest.Storage{
-		"signals":                   signalREST,
-		"alertmanagernotifications": alertmanagerregistry.NewREST(signalREST, engine, c.ExtraConfig.AlertmanagerTargetRules),
+		"signals":                   signalregistry.NewREST(keys, gate, engine),
+		"alertmanagernotifications": alertmanagerregistry.NewREST(keys, gate, engine, c.ExtraConfig.AlertmanagerTargetRules),
 	}
 	if err := generic.InstallAPIGroup(&apiGroupInfo); err != nil {
-		return nil, err
+		return err
 	}
 	klog.V(2).InfoS("Installed the signals API group", "groupVersion", signalsv1.SchemeGroupVersion)
-	return &Server{GenericAPIServer: generic}, nil
+	return nil
 }

@@ -1,10 +1,7 @@
 package apiserver
 
 import (
-	"sync"
-
 	"k8s.io/component-base/metrics"
-	"k8s.io/component-base/metrics/legacyregistry"
 )
 
 var cacheSynced = metrics.NewGauge(&metrics.GaugeOpts{
@@ -14,10 +11,13 @@ var cacheSynced = metrics.NewGauge(&metrics.GaugeOpts{
 	StabilityLevel: metrics.ALPHA,
 })
 
-var registerOnce sync.Once
-
-func registerMetrics() {
-	registerOnce.Do(func() {
-		legacyregistry.MustRegister(cacheSynced)
-	})
+// registerServerMetrics registers the server's metrics with register, such as
+// legacyregistry.Register for the /metrics the process serves.
+func registerServerMetrics(register func(metrics.Registerable) error) error {
+	for _, m := range []metrics.Registerable{cacheSynced} {
+		if err := register(m); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -16,7 +16,9 @@ import (
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
+	"github.com/signal-apiserver/signal-apiserver/pkg/registry"
 	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
+	"github.com/signal-apiserver/signal-apiserver/pkg/signalkey"
 )
 
 // The create handler asks for an encoder in the signals group version; a
@@ -88,7 +90,7 @@ func TestSharedAnswersAreEncodedOnce(t *testing.T) {
 		Spec:       remediationv1alpha1.RemediationRequestSpec{SignalFingerprint: "f00d", SignalLabels: map[string]string{"team": "platform"}},
 		Status:     remediationv1alpha1.RemediationRequestStatus{Deduplication: &remediationv1alpha1.DeduplicationStatus{OccurrenceCount: 12}},
 	}
-	storage := signalregistry.NewREST(sharedWrite{stored}, signalregistry.Options{})
+	storage := signalregistry.NewREST(&signalkey.Policy{}, &registry.Gate{}, sharedWrite{stored})
 	ns := newSignalsSerializer(Codecs)
 	var jsonInfo runtime.SerializerInfo
 	for _, info := range ns.SupportedMediaTypes() {
@@ -100,7 +102,7 @@ func TestSharedAnswersAreEncodedOnce(t *testing.T) {
 	encoder := ns.EncoderForVersion(countingEncoder{jsonInfo.Serializer, &encoded}, signalsv1.SchemeGroupVersion)
 
 	want := stored.DeepCopy()
-	want.Annotations = map[string]string{signalregistry.OutcomeAnnotation: "Deduplicated"}
+	want.Annotations = map[string]string{signalsv1.AnnotationOutcome: "Deduplicated"}
 	var wantJSON bytes.Buffer
 	if err := ns.EncoderForVersion(jsonInfo.Serializer, signalsv1.SchemeGroupVersion).Encode(want, &wantJSON); err != nil {
 		t.Fatal(err)

@@ -214,7 +214,7 @@ func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op)
 				return &goneError{name: c.name, uid: uid}
 			}
 			if err != nil {
-				return fmt.Errorf("reading RemediationRequest %s/%s: %w", c.namespace, c.name, err)
+				return fmt.Errorf("reading RemediationRequest %s/%s: %w", c.namespace, c.name, upstream(err))
 			}
 			obj, uid = got, got.UID
 		}
@@ -247,14 +247,18 @@ func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op)
 			statusWrites.WithLabelValues(writeError).Inc()
 			// The write may or may not have landed (a timeout, say):
 			// read before the next one.
-			return fmt.Errorf("updating the status of RemediationRequest %s/%s: %w", c.namespace, c.name, err)
+			return fmt.Errorf("updating the status of RemediationRequest %s/%s: %w", c.namespace, c.name, upstream(err))
 		}
 	})
 	var gone *goneError
-	if err != nil && !errors.As(err, &gone) {
-		return nil, err
+	switch {
+	case err == nil, errors.As(err, &gone):
+		return stored, err
+	case apierrors.IsConflict(err):
+		// Lost every race until the write timeout.
+		return nil, fmt.Errorf("%w: %s/%s: %w", ErrContention, c.namespace, c.name, err)
 	}
-	return stored, err
+	return nil, err
 }
 
 // apply adds ops to the deduplication status of rr and returns how many

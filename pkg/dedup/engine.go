@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -42,28 +41,6 @@ const (
 	// OutcomeAlreadyCounted: a firing signal whose idempotency key was
 	// already counted on the active one; it was not counted again.
 	OutcomeAlreadyCounted Outcome = "AlreadyCounted"
-)
-
-var (
-	// ErrNotSynced means the cache has not been filled yet; try later.
-	ErrNotSynced = errors.New("the RemediationRequest cache has not synced yet")
-	// ErrNoActiveRemediation means a Resolved signal found nothing to resolve.
-	ErrNoActiveRemediation = errors.New("no active RemediationRequest for this fingerprint")
-	// ErrNameCollision means the RemediationRequest at the fingerprint's name
-	// carries another fingerprint. Nothing is merged; the signal is refused.
-	ErrNameCollision = errors.New("another fingerprint holds this RemediationRequest name")
-	// ErrContention means the signal gave up after maxAttempts.
-	ErrContention = errors.New("RemediationRequests of this fingerprint kept changing")
-	// ErrNamespaceNotFound means the RemediationRequest's namespace does not
-	// exist, so none can be opened there.
-	ErrNamespaceNotFound = errors.New("the namespace does not exist")
-	// ErrNamespaceTerminating means the RemediationRequest's namespace is
-	// being deleted, so none can be opened there.
-	ErrNamespaceTerminating = errors.New("the namespace is being deleted")
-	// ErrPreviousBeingDeleted means the finished RemediationRequest at the
-	// fingerprint's name is being deleted but still exists (a finalizer
-	// holds it), so the next one cannot be opened yet; try later.
-	ErrPreviousBeingDeleted = errors.New("the finished RemediationRequest of this fingerprint is still being deleted")
 )
 
 // Signal is a validated signal, reduced to what deduplication needs.
@@ -239,7 +216,7 @@ func (e *Engine) activeByGet(ctx context.Context, s Signal) (*remediationv1alpha
 	case apierrors.IsNotFound(err):
 		return nil, ErrNoActiveRemediation
 	case err != nil:
-		return nil, fmt.Errorf("reading RemediationRequest %s/%s: %w", s.Namespace, name, err)
+		return nil, fmt.Errorf("reading RemediationRequest %s/%s: %w", s.Namespace, name, upstream(err))
 	case rr.Status.OverallPhase.IsTerminal() || rr.Spec.SignalFingerprint != s.Fingerprint:
 		return nil, ErrNoActiveRemediation
 	}
@@ -367,7 +344,7 @@ func (e *Engine) openOnce(ctx context.Context, s Signal, finished *remediationv1
 			return e.install(s, name, nil, false), false, nil
 		default:
 			deletes.WithLabelValues("error").Inc()
-			return nil, false, fmt.Errorf("deleting finished RemediationRequest %s/%s: %w", s.Namespace, name, err)
+			return nil, false, fmt.Errorf("deleting finished RemediationRequest %s/%s: %w", s.Namespace, name, upstream(err))
 		}
 	}
 	if finished == nil {
@@ -385,7 +362,7 @@ func (e *Engine) openOnce(ctx context.Context, s Signal, finished *remediationv1
 		return e.install(s, name, nil, false), false, nil
 	default:
 		creates.WithLabelValues("error").Inc()
-		return nil, false, fmt.Errorf("creating RemediationRequest %s/%s: %w", s.Namespace, name, classifyCreate(err))
+		return nil, false, fmt.Errorf("creating RemediationRequest %s/%s: %w", s.Namespace, name, upstream(classifyCreate(err)))
 	}
 }
 
@@ -489,7 +466,7 @@ func (e *Engine) dryRun(ctx context.Context, s Signal) (*Result, error) {
 		case apierrors.IsNotFound(err):
 			active = nil
 		case err != nil:
-			return nil, fmt.Errorf("reading RemediationRequest %s/%s: %w", active.Namespace, active.Name, err)
+			return nil, fmt.Errorf("reading RemediationRequest %s/%s: %w", active.Namespace, active.Name, upstream(err))
 		case fresh.Status.OverallPhase.IsTerminal():
 			active = nil
 		default:
@@ -536,7 +513,7 @@ func (e *Engine) dryRun(ctx context.Context, s Signal) (*Result, error) {
 			rr = created
 		case apierrors.IsAlreadyExists(err):
 		default:
-			return nil, fmt.Errorf("dry-run creating RemediationRequest %s/%s: %w", s.Namespace, name, classifyCreate(err))
+			return nil, fmt.Errorf("dry-run creating RemediationRequest %s/%s: %w", s.Namespace, name, upstream(classifyCreate(err)))
 		}
 	}
 	apply(rr, ops)
@@ -590,22 +567,4 @@ func legacyNumber(name string) int64 {
 		return 0
 	}
 	return n + 1
-}
-
-// classifyCreate wraps the errors of a create that say the namespace cannot
-// take RemediationRequests: kube-apiserver answers 404 for a missing
-// namespace and 403 with cause NamespaceTerminating for one being deleted.
-func classifyCreate(err error) error {
-	var status apierrors.APIStatus
-	if !errors.As(err, &status) {
-		return err
-	}
-	st := status.Status()
-	switch {
-	case apierrors.IsNotFound(err) && st.Details != nil && st.Details.Kind == "namespaces":
-		return fmt.Errorf("%w: %w", ErrNamespaceNotFound, err)
-	case apierrors.IsForbidden(err) && apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
-		return fmt.Errorf("%w: %w", ErrNamespaceTerminating, err)
-	}
-	return err
 }

@@ -1,10 +1,7 @@
 package dedup
 
 import (
-	"sync"
-
 	"k8s.io/component-base/metrics"
-	"k8s.io/component-base/metrics/legacyregistry"
 )
 
 const metricsNamespace = "signal_apiserver"
@@ -58,12 +55,13 @@ var (
 	})
 )
 
-var registerOnce sync.Once
-
-// RegisterMetrics registers the engine's metrics with the legacy registry,
-// which the server's /metrics serves.
-func RegisterMetrics() {
-	registerOnce.Do(func() {
-		legacyregistry.MustRegister(statusWrites, signalsPerWrite, creates, reads, deletes, keysEvicted)
-	})
+// RegisterMetrics registers the engine's metrics with register, such as
+// legacyregistry.Register for the /metrics the process serves.
+func RegisterMetrics(register func(metrics.Registerable) error) error {
+	for _, m := range []metrics.Registerable{statusWrites, signalsPerWrite, creates, reads, deletes, keysEvicted} {
+		if err := register(m); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,10 +1,7 @@
 package eventsource
 
 import (
-	"sync"
-
 	"k8s.io/component-base/metrics"
-	"k8s.io/component-base/metrics/legacyregistry"
 )
 
 // Submission results in metrics besides the lowercased outcomes of the
@@ -35,12 +32,13 @@ var (
 	})
 )
 
-var registerOnce sync.Once
-
-// RegisterMetrics registers the event source's metrics with the legacy
-// registry, which its /metrics serves.
-func RegisterMetrics() {
-	registerOnce.Do(func() {
-		legacyregistry.MustRegister(eventsIgnored, submissions, delayed)
-	})
+// RegisterMetrics registers the event source's metrics with register, such as
+// legacyregistry.Register for the /metrics the process serves.
+func RegisterMetrics(register func(metrics.Registerable) error) error {
+	for _, m := range []metrics.Registerable{eventsIgnored, submissions, delayed} {
+		if err := register(m); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -26,8 +25,9 @@ import (
 	"k8s.io/klog/v2"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
+	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
-	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
+	"github.com/signal-apiserver/signal-apiserver/pkg/apistatus"
 )
 
 // limiterGCInterval is how often idle per-object limiters are forgotten.
@@ -228,7 +228,7 @@ func (s *Source) process(ctx context.Context, key string) {
 		submissions.WithLabelValues(resultDropped).Inc()
 		logger.Error(err, "Signal rejected; dropping this Event version", "idempotencyKey", sig.Spec.IdempotencyKey)
 	default:
-		outcome := rr.Annotations[signalregistry.OutcomeAnnotation]
+		outcome := rr.Annotations[signalsv1.AnnotationOutcome]
 		submissions.WithLabelValues(strings.ToLower(outcome)).Inc()
 		logger.V(2).Info("Submitted a Signal", "idempotencyKey", sig.Spec.IdempotencyKey,
 			"outcome", outcome, "rr", klog.KObj(rr), "occurrenceCount", occurrenceCount(rr))
@@ -239,22 +239,12 @@ func (s *Source) process(ctx context.Context, key string) {
 	s.mu.Unlock()
 }
 
-// retriable says whether a failed submission may succeed later: any error
-// that is not a Kubernetes 4xx, and the 4xx that depend on the moment
-// (401, 403 and 404 while RBAC or the APIService are being set up, 408,
-// 409, 429).
+// retriable says whether a failed submission may succeed later, by the
+// classification the server's metrics use (pkg/apistatus): everything but
+// a Rejected answer, and of those the 404 of an APIService that is still
+// being registered and the 409 of a moment's name conflict.
 func retriable(err error) bool {
-	var status apierrors.APIStatus
-	if !errors.As(err, &status) {
-		return true
-	}
-	switch code := status.Status().Code; code {
-	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound,
-		http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests:
-		return true
-	default:
-		return code < 400 || code >= 500
-	}
+	return apistatus.Of(err) != apistatus.Rejected || apierrors.IsNotFound(err) || apierrors.IsConflict(err)
 }
 
 // limiter returns the rate limit of ev's involved object.

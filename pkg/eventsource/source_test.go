@@ -18,7 +18,6 @@ import (
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	signalsfake "github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned/fake"
-	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
 )
 
 // newTestSource returns a Source whose submissions answer with err, or
@@ -33,7 +32,7 @@ func newTestSource(t *testing.T, qps float64, burst int, err error) (*Source, *[
 			return true, nil, err
 		}
 		return true, &remediationv1alpha1.RemediationRequest{ObjectMeta: metav1.ObjectMeta{
-			Annotations: map[string]string{signalregistry.OutcomeAnnotation: "Deduplicated"},
+			Annotations: map[string]string{signalsv1.AnnotationOutcome: "Deduplicated"},
 		}}, nil
 	})
 	s, newErr := New(Config{

@@ -10,6 +10,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
+	"strings"
+
+	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 )
 
 const (
@@ -20,31 +23,32 @@ const (
 	legacyTargetDomain = "signals.remediation.io/v1/target"
 )
 
-// Target identifies the object a signal is about. The alert name is left
-// out on purpose: every signal about one workload lands on one remediation.
-type Target struct {
-	// ClusterID tells clusters apart when several feed one remediation
-	// system; empty for a single cluster.
-	ClusterID string
-	Namespace string
-	// Group is the object's API group, empty for the core group: a core
-	// Service and a Knative Service of one name are different problems.
-	Group string
-	Kind  string
-	Name  string
+// ForObject returns the default fingerprint of signals about the object ref
+// names. clusterID tells clusters apart when several feed one remediation
+// system; empty for a single cluster. The object's identity is its
+// namespace, API group (empty for the core group: a core Service and a
+// Knative Service of one name are different problems), kind and name; the
+// alert name is left out on purpose, so that every signal about one
+// workload lands on one remediation.
+func ForObject(clusterID string, ref remediationv1alpha1.ResourceReference) string {
+	return sum(objectDomain, clusterID, ref.Namespace, group(ref.APIVersion), ref.Kind, ref.Name)
 }
 
-// ForTarget returns the default fingerprint of signals about t.
-func ForTarget(t Target) string {
-	return sum(objectDomain, t.ClusterID, t.Namespace, t.Group, t.Kind, t.Name)
+// LegacyForObject returns the default fingerprint that versions before the
+// API group was part of it gave signals about ref. It only serves to find
+// the RemediationRequests those versions opened, so that an upgrade
+// continues them instead of opening a second one.
+func LegacyForObject(clusterID string, ref remediationv1alpha1.ResourceReference) string {
+	return sum(legacyTargetDomain, clusterID, ref.Namespace, ref.Kind, ref.Name)
 }
 
-// LegacyForTarget returns the default fingerprint that versions before the
-// API group was part of it gave signals about t. It only serves to find the
-// RemediationRequests those versions opened, so that an upgrade continues
-// them instead of opening a second one.
-func LegacyForTarget(t Target) string {
-	return sum(legacyTargetDomain, t.ClusterID, t.Namespace, t.Kind, t.Name)
+// group returns the API group of apiVersion: "apps/v1" → "apps", "v1" → "".
+func group(apiVersion string) string {
+	g, _, found := strings.Cut(apiVersion, "/")
+	if !found {
+		return ""
+	}
+	return g
 }
 
 // ForKey returns the fingerprint of signals that carry the sender's own

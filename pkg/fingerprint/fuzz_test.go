@@ -3,6 +3,8 @@ package fingerprint
 import (
 	"encoding/hex"
 	"testing"
+
+	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 )
 
 // FuzzFingerprint: every input gives 64 lowercase hex digits, and a key
@@ -12,8 +14,8 @@ func FuzzFingerprint(f *testing.F) {
 	f.Add("prod", "", "Node", "worker-1", "")
 	f.Add("\x00", "\x00", "\x00", "\x00", "\x00")
 	f.Fuzz(func(t *testing.T, cluster, namespace, kind, name, group string) {
-		t0 := Target{ClusterID: cluster, Namespace: namespace, Group: group, Kind: kind, Name: name}
-		target, legacy := ForTarget(t0), LegacyForTarget(t0)
+		ref := remediationv1alpha1.ResourceReference{APIVersion: group + "/v1", Kind: kind, Namespace: namespace, Name: name}
+		target, legacy := ForObject(cluster, ref), LegacyForObject(cluster, ref)
 		key := ForKey(cluster + namespace + group + kind + name)
 		for _, fp := range []string{target, legacy, key} {
 			if b, err := hex.DecodeString(fp); err != nil || len(b) != 32 || hex.EncodeToString(b) != fp {

@@ -1,10 +1,7 @@
 package frontproxy
 
 import (
-	"sync"
-
 	"k8s.io/component-base/metrics"
-	"k8s.io/component-base/metrics/legacyregistry"
 )
 
 // Results of a chain verification, the label of verifications.
@@ -29,12 +26,13 @@ var (
 	})
 )
 
-var registerOnce sync.Once
-
-// RegisterMetrics registers the metrics of the verification cache with the
-// legacy registry, which the server's /metrics serves.
-func RegisterMetrics() {
-	registerOnce.Do(func() {
-		legacyregistry.MustRegister(verifications, caReloads)
-	})
+// RegisterMetrics registers the verification cache's metrics with register, such as
+// legacyregistry.Register for the /metrics the process serves.
+func RegisterMetrics(register func(metrics.Registerable) error) error {
+	for _, m := range []metrics.Registerable{verifications, caReloads} {
+		if err := register(m); err != nil {
+			return err
+		}
+	}
+	return nil
 }

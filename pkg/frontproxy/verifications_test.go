@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
+	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/component-base/metrics/testutil"
 )
 
@@ -118,7 +119,9 @@ func expectResults(t *testing.T, before map[string]float64, want map[string]floa
 }
 
 func TestMain(m *testing.M) {
-	RegisterMetrics()
+	if err := RegisterMetrics(legacyregistry.Register); err != nil {
+		panic(err)
+	}
 	os.Exit(m.Run())
 }
 

@@ -1,10 +1,7 @@
 package owner
 
 import (
-	"sync"
-
 	"k8s.io/component-base/metrics"
-	"k8s.io/component-base/metrics/legacyregistry"
 )
 
 var (
@@ -22,11 +19,13 @@ var (
 	}, []string{"resource", "result"})
 )
 
-var registerOnce sync.Once
-
-// RegisterMetrics registers the resolver's metrics with the legacy registry.
-func RegisterMetrics() {
-	registerOnce.Do(func() {
-		legacyregistry.MustRegister(resolutions, metadataRequests)
-	})
+// RegisterMetrics registers the resolver's metrics with register, such as
+// legacyregistry.Register for the /metrics the process serves.
+func RegisterMetrics(register func(metrics.Registerable) error) error {
+	for _, m := range []metrics.Registerable{resolutions, metadataRequests} {
+		if err := register(m); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -18,18 +18,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/client-go/metadata"
+
+	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 )
 
-// Reference names a namespaced object.
-type Reference struct {
-	APIVersion string
-	Kind       string
-	Namespace  string
-	Name       string
-}
-
-// String is "Kind namespace/name", for messages.
-func (r Reference) String() string {
+// describe is "Kind namespace/name", for messages.
+func describe(r remediationv1alpha1.ResourceReference) string {
 	return fmt.Sprintf("%s %s/%s", r.Kind, r.Namespace, r.Name)
 }
 
@@ -51,7 +45,7 @@ const (
 type Result struct {
 	// Target is the top-level controller, or the object itself when it has
 	// none or resolution failed.
-	Target Reference
+	Target remediationv1alpha1.ResourceReference
 	// FallbackReason is empty unless resolution failed; then it is one of
 	// the Reason constants, and Message says what failed.
 	FallbackReason string
@@ -112,7 +106,7 @@ func NewResolver(client metadata.Interface, opts Options) *Resolver {
 
 // Resolve answers with target's top-level controller. Targets of kinds it
 // does not walk are their own answer; it never returns an error.
-func (r *Resolver) Resolve(ctx context.Context, target Reference) Result {
+func (r *Resolver) Resolve(ctx context.Context, target remediationv1alpha1.ResourceReference) Result {
 	res := r.resolve(ctx, target)
 	switch {
 	case res.FallbackReason != "":
@@ -125,7 +119,7 @@ func (r *Resolver) Resolve(ctx context.Context, target Reference) Result {
 	return res
 }
 
-func (r *Resolver) resolve(ctx context.Context, target Reference) Result {
+func (r *Resolver) resolve(ctx context.Context, target remediationv1alpha1.ResourceReference) Result {
 	gv, err := schema.ParseGroupVersion(target.APIVersion)
 	if err != nil || target.Namespace == "" {
 		return Result{Target: target}
@@ -144,11 +138,11 @@ func (r *Resolver) resolve(ctx context.Context, target Reference) Result {
 		e, err := r.get(ctx, walked[gk], current.Namespace, current.Name, wantUID)
 		switch {
 		case apierrors.IsNotFound(err):
-			return fallback(ReasonNotFound, "%s not found", current)
+			return fallback(ReasonNotFound, "%s not found", describe(current))
 		case err != nil:
-			return fallback(ReasonLookupFailed, "reading %s: %v", current, err)
+			return fallback(ReasonLookupFailed, "reading %s: %v", describe(current), err)
 		case wantUID != "" && e.uid != wantUID:
-			return fallback(ReasonUIDMismatch, "%s has UID %s, its dependent's ownerReference names %s", current, e.uid, wantUID)
+			return fallback(ReasonUIDMismatch, "%s has UID %s, its dependent's ownerReference names %s", describe(current), e.uid, wantUID)
 		}
 		ref := e.controller
 		if ref == nil {
@@ -158,7 +152,7 @@ func (r *Resolver) resolve(ctx context.Context, target Reference) Result {
 		if err != nil {
 			return Result{Target: current}
 		}
-		next := Reference{APIVersion: ref.APIVersion, Kind: ref.Kind, Namespace: current.Namespace, Name: ref.Name}
+		next := remediationv1alpha1.ResourceReference{APIVersion: ref.APIVersion, Kind: ref.Kind, Namespace: current.Namespace, Name: ref.Name}
 		refGK := refGV.WithKind(ref.Kind).GroupKind()
 		if topLevel[refGK] {
 			return Result{Target: next}
@@ -170,7 +164,7 @@ func (r *Resolver) resolve(ctx context.Context, target Reference) Result {
 		}
 		current, gk, wantUID = next, refGK, ref.UID
 	}
-	return fallback(ReasonTooDeep, "more than %d objects between %s and its top-level controller", maxDepth, target)
+	return fallback(ReasonTooDeep, "more than %d objects between %s and its top-level controller", maxDepth, describe(target))
 }
 
 // get returns an object's metadata, from the cache or by one GET shared by

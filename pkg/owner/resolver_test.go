@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	metadatafake "k8s.io/client-go/metadata/fake"
+
+	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 )
 
 const ns = "shop"
@@ -56,13 +58,13 @@ func TestResolve(t *testing.T) {
 		object("v1", "Pod", "impostor", "imp-uid", controllerRef("apps/v1", "ReplicaSet", "web-5d8f", "old-rs-uid")),
 		object("apps/v1", "ReplicaSet", "rollout-abc", "rsr-uid", controllerRef("argoproj.io/v1alpha1", "Rollout", "rollout", "ro-uid")),
 	}
-	ref := func(apiVersion, kind, name string) Reference {
-		return Reference{APIVersion: apiVersion, Kind: kind, Namespace: ns, Name: name}
+	ref := func(apiVersion, kind, name string) remediationv1alpha1.ResourceReference {
+		return remediationv1alpha1.ResourceReference{APIVersion: apiVersion, Kind: kind, Namespace: ns, Name: name}
 	}
 	for _, tc := range []struct {
 		name     string
-		target   Reference
-		want     Reference
+		target   remediationv1alpha1.ResourceReference
+		want     remediationv1alpha1.ResourceReference
 		reason   string
 		message  string
 		wantGets int
@@ -76,7 +78,7 @@ func TestResolve(t *testing.T) {
 		{name: "mirror Pod owned by a Node", target: ref("v1", "Pod", "kube-apiserver-node1"), want: ref("v1", "Pod", "kube-apiserver-node1"), wantGets: 1},
 		{name: "ReplicaSet of an unknown controller", target: ref("apps/v1", "ReplicaSet", "rollout-abc"), want: ref("apps/v1", "ReplicaSet", "rollout-abc"), wantGets: 1},
 		{name: "Deployment is not read", target: ref("apps/v1", "Deployment", "web"), want: ref("apps/v1", "Deployment", "web")},
-		{name: "Node is not read", target: Reference{APIVersion: "v1", Kind: "Node", Name: "node1"}, want: Reference{APIVersion: "v1", Kind: "Node", Name: "node1"}},
+		{name: "Node is not read", target: remediationv1alpha1.ResourceReference{APIVersion: "v1", Kind: "Node", Name: "node1"}, want: remediationv1alpha1.ResourceReference{APIVersion: "v1", Kind: "Node", Name: "node1"}},
 		{name: "Pod of another group is not read", target: ref("example.com/v1", "Pod", "web-5d8f-a1"), want: ref("example.com/v1", "Pod", "web-5d8f-a1")},
 		{
 			name: "missing Pod", target: ref("v1", "Pod", "gone-1"), want: ref("v1", "Pod", "gone-1"), wantGets: 1,
@@ -106,7 +108,7 @@ func TestResolve(t *testing.T) {
 }
 
 func TestResolveCaches(t *testing.T) {
-	deployment := Reference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: ns, Name: "web"}
+	deployment := remediationv1alpha1.ResourceReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: ns, Name: "web"}
 	rs := object("apps/v1", "ReplicaSet", "web-5d8f", "rs-uid", controllerRef("apps/v1", "Deployment", "web", "deploy-uid"))
 	r, client := newTestResolver(
 		rs,
@@ -116,7 +118,7 @@ func TestResolveCaches(t *testing.T) {
 	ctx := context.Background()
 	resolve := func(pod string, wantGets int) {
 		t.Helper()
-		got := r.Resolve(ctx, Reference{APIVersion: "v1", Kind: "Pod", Namespace: ns, Name: pod})
+		got := r.Resolve(ctx, remediationv1alpha1.ResourceReference{APIVersion: "v1", Kind: "Pod", Namespace: ns, Name: pod})
 		if got != (Result{Target: deployment}) {
 			t.Errorf("Resolve(%s) = %+v, want %v", pod, got, deployment)
 		}

@@ -12,7 +12,8 @@ import (
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
-	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
+	"github.com/signal-apiserver/signal-apiserver/apis/signals"
+	"github.com/signal-apiserver/signal-apiserver/pkg/signalkey"
 )
 
 // Scenario is a shape of signal traffic.
@@ -108,9 +109,9 @@ func newWorkload(s Scenario, namespace string) *workload {
 			Labels: map[string]string{"team": "platform", "alertname": "KubePodCrashLooping"},
 		}}
 		w.signals = append(w.signals, sig)
-		w.fingerprints = append(w.fingerprints, fingerprint.ForTarget(fingerprint.Target{
-			Namespace: namespace, Group: "apps", Kind: sig.Spec.Target.Kind, Name: sig.Spec.Target.Name,
-		}))
+		// The default key policy: the server runs with no --cluster-id,
+		// and a Deployment is its own top-level controller.
+		w.fingerprints = append(w.fingerprints, (&signalkey.Policy{}).Fingerprint(signals.TargetReference(sig.Spec.Target)))
 	}
 	return w
 }

@@ -21,7 +21,6 @@ import (
 
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
-	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
 	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
 )
 
@@ -149,7 +148,7 @@ func RunSoak(ctx context.Context, o Options, d time.Duration, concurrency int) (
 					record(fmt.Sprintf("%s: %s %s", kind, apierrors.ReasonForError(err), errCode(err)), false)
 					continue
 				}
-				outcome := rr.Annotations[signalregistry.OutcomeAnnotation]
+				outcome := rr.Annotations[signalsv1.AnnotationOutcome]
 				steadyCount := kind != "fresh" && (outcome == "Created" || outcome == "Deduplicated")
 				record(kind+": "+outcome, steadyCount)
 			}

@@ -202,7 +202,7 @@ func newTestNamespace(ctx context.Context) string {
 
 // podRR is the one RemediationRequest of the pod's default fingerprint.
 func podRR(ctx context.Context, namespace, pod string) func() (*remediationv1alpha1.RemediationRequest, error) {
-	fp := fingerprint.ForTarget(fingerprint.Target{Namespace: namespace, Kind: "Pod", Name: pod})
+	fp := fingerprint.ForObject("", remediationv1alpha1.ResourceReference{APIVersion: "v1", Kind: "Pod", Namespace: namespace, Name: pod})
 	return func() (*remediationv1alpha1.RemediationRequest, error) {
 		rrs := rrsOf(ctx, namespace, fp)
 		if len(rrs) != 1 {

@@ -25,7 +25,6 @@ import (
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
 	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
-	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
 )
 
 // kubectl runs the control plane's kubectl as cluster admin.
@@ -81,16 +80,16 @@ var _ = Describe("The signals API", func() {
 		Expect(rr.APIVersion).To(Equal("remediation.io/v1alpha1"))
 		Expect(rr.Kind).To(Equal("RemediationRequest"))
 		Expect(rr.Name).To(Equal(name))
-		Expect(rr.Annotations).To(HaveKeyWithValue(signalregistry.OutcomeAnnotation, "Deduplicated"))
+		Expect(rr.Annotations).To(HaveKeyWithValue(signalsv1.AnnotationOutcome, "Deduplicated"))
 		Expect(countOf(&rr)).To(Equal(int64(2)))
 
-		fp := fingerprint.ForTarget(fingerprint.Target{Namespace: "default", Group: "apps", Kind: "Deployment", Name: "web"})
+		fp := fingerprint.ForObject("", remediationv1alpha1.ResourceReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "default", Name: "web"})
 		rrs := rrsOf(ctx, "default", fp)
 		Expect(rrs).To(HaveLen(1))
 		Expect(rrs[0].Name).To(Equal(name))
 		Expect(countOf(&rrs[0])).To(Equal(int64(2)))
 		// The outcome is said in the answer only, never stored.
-		Expect(rrs[0].Annotations).NotTo(HaveKey(signalregistry.OutcomeAnnotation))
+		Expect(rrs[0].Annotations).NotTo(HaveKey(signalsv1.AnnotationOutcome))
 
 		third, err := kubectl(ctx, "create", "-f", example, "-o", "name")
 		Expect(err).NotTo(HaveOccurred())
@@ -106,7 +105,7 @@ var _ = Describe("The signals API", func() {
 		var rr *remediationv1alpha1.RemediationRequest
 		rr, err := admin.SignalsV1().Signals().Create(ctx, newSignal("default"), metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		Expect(rr.Annotations).To(HaveKeyWithValue(signalregistry.OutcomeAnnotation, "Created"))
+		Expect(rr.Annotations).To(HaveKeyWithValue(signalsv1.AnnotationOutcome, "Created"))
 		Expect(rr.Spec.SignalSource).To(Equal("integration-test"))
 		Expect(rr.UID).NotTo(BeEmpty())
 	})
@@ -116,7 +115,7 @@ var _ = Describe("The signals API", func() {
 		rr, err := admin.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(rr.Name).To(MatchRegexp(`^rr-[0-9a-f]{60}$`))
-		Expect(rr.Annotations).To(HaveKeyWithValue(signalregistry.OutcomeAnnotation, "Created"))
+		Expect(rr.Annotations).To(HaveKeyWithValue(signalsv1.AnnotationOutcome, "Created"))
 		Expect(countOf(rr)).To(Equal(int64(1)))
 		Expect(rrsOf(ctx, "default", fingerprintOf(s))).To(BeEmpty())
 
@@ -124,7 +123,7 @@ var _ = Describe("The signals API", func() {
 		Expect(err).NotTo(HaveOccurred())
 		rr, err = admin.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		Expect(err).NotTo(HaveOccurred())
-		Expect(rr.Annotations).To(HaveKeyWithValue(signalregistry.OutcomeAnnotation, "Deduplicated"))
+		Expect(rr.Annotations).To(HaveKeyWithValue(signalsv1.AnnotationOutcome, "Deduplicated"))
 		Expect(countOf(rr)).To(Equal(int64(2)))
 		stored := rrsOf(ctx, "default", fingerprintOf(s))
 		Expect(stored).To(HaveLen(1))

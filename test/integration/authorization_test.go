@@ -28,7 +28,7 @@ import (
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
-	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
+	"github.com/signal-apiserver/signal-apiserver/pkg/registry"
 	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
 )
 
@@ -75,7 +75,7 @@ func total(families map[string]*dto.MetricFamily, family string) float64 {
 // canI runs `kubectl auth can-i signal remediationrequests -n namespace
 // --as=user` as cluster admin and returns its answer.
 func canI(ctx context.Context, user, namespace string) bool {
-	out, err := kubectl(ctx, "auth", "can-i", signalregistry.SignalVerb, "remediationrequests.remediation.io", "-n", namespace, "--as="+user)
+	out, err := kubectl(ctx, "auth", "can-i", registry.SignalVerb, "remediationrequests.remediation.io", "-n", namespace, "--as="+user)
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
@@ -167,10 +167,10 @@ var _ = Describe("Sender authorization per namespace", Ordered, func() {
 			s := newSignal(ns)
 			rr, err := tenant.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{})
 			Expect(err).NotTo(HaveOccurred())
-			Expect(rr.Annotations).To(HaveKeyWithValue(signalregistry.OutcomeAnnotation, "Created"))
+			Expect(rr.Annotations).To(HaveKeyWithValue(signalsv1.AnnotationOutcome, "Created"))
 			rr, err = tenant.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{})
 			Expect(err).NotTo(HaveOccurred())
-			Expect(rr.Annotations).To(HaveKeyWithValue(signalregistry.OutcomeAnnotation, "Deduplicated"))
+			Expect(rr.Annotations).To(HaveKeyWithValue(signalsv1.AnnotationOutcome, "Deduplicated"))
 			rrs := rrsOf(ctx, ns, fingerprintOf(s))
 			Expect(rrs).To(HaveLen(1))
 			Expect(countOf(&rrs[0])).To(Equal(int64(2)))
@@ -235,7 +235,7 @@ var _ = Describe("Sender authorization per namespace", Ordered, func() {
 		s := newSignal(tenantNamespace)
 		rr, err := tenant.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		Expect(err).NotTo(HaveOccurred())
-		Expect(rr.Annotations).To(HaveKeyWithValue(signalregistry.OutcomeAnnotation, "Created"))
+		Expect(rr.Annotations).To(HaveKeyWithValue(signalsv1.AnnotationOutcome, "Created"))
 		Expect(rrsOf(ctx, tenantNamespace, fingerprintOf(s))).To(BeEmpty())
 	})
 
@@ -457,7 +457,7 @@ var _ = Describe("Managed namespaces (--namespace-selector)", Ordered, func() {
 			}
 			return err
 		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
-		Expect(rr.Annotations).To(HaveKeyWithValue(signalregistry.OutcomeAnnotation, "Created"))
+		Expect(rr.Annotations).To(HaveKeyWithValue(signalsv1.AnnotationOutcome, "Created"))
 		rrs := rrsOf(ctx, ns, fingerprintOf(s))
 		Expect(rrs).To(HaveLen(1))
 		Expect(countOf(&rrs[0])).To(Equal(int64(1)))

@@ -233,7 +233,7 @@ func bump(ctx context.Context, kube kubernetes.Interface, ev *corev1.Event, coun
 }
 
 func deploymentFingerprint(namespace, name string) string {
-	return fingerprint.ForTarget(fingerprint.Target{Namespace: namespace, Group: "apps", Kind: "Deployment", Name: name})
+	return fingerprint.ForObject("", remediationv1alpha1.ResourceReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: namespace, Name: name})
 }
 
 // waitForCount waits until the one RemediationRequest of a Deployment's

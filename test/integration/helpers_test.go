@@ -8,14 +8,12 @@ import (
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/rand"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
 	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
-	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
 )
 
 // newSignal returns a firing signal about a Deployment of its own, so that
@@ -37,11 +35,7 @@ func newSignal(namespace string) *signalsv1.Signal {
 
 // fingerprintOf is the default fingerprint of s, as documented.
 func fingerprintOf(s *signalsv1.Signal) string {
-	gv, err := schema.ParseGroupVersion(s.Spec.Target.APIVersion)
-	ExpectWithOffset(1, err).NotTo(HaveOccurred())
-	return fingerprint.ForTarget(fingerprint.Target{
-		Namespace: s.Spec.Target.Namespace, Group: gv.Group, Kind: s.Spec.Target.Kind, Name: s.Spec.Target.Name,
-	})
+	return fingerprint.ForObject("", remediationv1alpha1.ResourceReference(s.Spec.Target))
 }
 
 // rrsOf lists, straight from kube-apiserver, the RemediationRequests of
@@ -101,7 +95,7 @@ func outcomes(results []sendResult) map[string]int {
 	got := map[string]int{}
 	for i, r := range results {
 		ExpectWithOffset(1, r.err).NotTo(HaveOccurred(), fmt.Sprintf("signal %d", i))
-		got[r.rr.Annotations[signalregistry.OutcomeAnnotation]]++
+		got[r.rr.Annotations[signalsv1.AnnotationOutcome]]++
 	}
 	return got
 }

@@ -19,7 +19,6 @@ import (
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
-	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
 	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
 )
 
@@ -300,7 +299,7 @@ func (l *ledger) describe(rr *remediationv1alpha1.RemediationRequest) string {
 }
 
 func outcomeOf(rr *remediationv1alpha1.RemediationRequest) string {
-	return rr.Annotations[signalregistry.OutcomeAnnotation]
+	return rr.Annotations[signalsv1.AnnotationOutcome]
 }
 
 // complete moves rr to Completed as a remediation controller does: a status

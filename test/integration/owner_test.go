@@ -7,7 +7,6 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
 
@@ -15,7 +14,6 @@ import (
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
 	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
-	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
 )
 
 // These specs create workload objects with ownerReferences by hand: the
@@ -77,9 +75,7 @@ var _ = Describe("Owner resolution", func() {
 		return remediationv1alpha1.ResourceReference{APIVersion: apiVersion, Kind: kind, Namespace: ns, Name: name}
 	}
 	fingerprintOfRef := func(r remediationv1alpha1.ResourceReference) string {
-		gv, err := schema.ParseGroupVersion(r.APIVersion)
-		Expect(err).NotTo(HaveOccurred())
-		return fingerprint.ForTarget(fingerprint.Target{Namespace: r.Namespace, Group: gv.Group, Kind: r.Kind, Name: r.Name})
+		return fingerprint.ForObject("", r)
 	}
 	podRS := func(rs *appsv1.ReplicaSet) metav1.OwnerReference {
 		return *metav1.NewControllerRef(rs, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))
@@ -103,8 +99,8 @@ var _ = Describe("Owner resolution", func() {
 
 		first := send(ctx, signalAbout("v1", "Pod", pod1.Name), metav1.CreateOptions{})
 		second := send(ctx, signalAbout("v1", "Pod", pod2.Name), metav1.CreateOptions{})
-		Expect(first.Annotations[signalregistry.OutcomeAnnotation]).To(Equal("Created"))
-		Expect(second.Annotations[signalregistry.OutcomeAnnotation]).To(Equal("Deduplicated"))
+		Expect(first.Annotations[signalsv1.AnnotationOutcome]).To(Equal("Created"))
+		Expect(second.Annotations[signalsv1.AnnotationOutcome]).To(Equal("Deduplicated"))
 		Expect(second.Name).To(Equal(first.Name))
 
 		rrs := rrsOf(ctx, ns, fp)
@@ -112,7 +108,7 @@ var _ = Describe("Owner resolution", func() {
 		Expect(countOf(&rrs[0])).To(Equal(int64(2)))
 		Expect(rrs[0].Spec.TargetResource).To(Equal(deployment))
 		Expect(rrs[0].Spec.SignalTarget).To(Equal(new(ref("v1", "Pod", pod1.Name))))
-		Expect(rrs[0].Annotations).NotTo(HaveKey(signalregistry.OwnerResolutionAnnotation))
+		Expect(rrs[0].Annotations).NotTo(HaveKey(signalsv1.AnnotationOwnerResolution))
 		Expect(rrsOf(ctx, ns, fingerprintOfRef(ref("v1", "Pod", pod1.Name)))).To(BeEmpty())
 		Expect(rrsOf(ctx, ns, fingerprintOfRef(ref("v1", "Pod", pod2.Name)))).To(BeEmpty())
 
@@ -176,7 +172,7 @@ var _ = Describe("Owner resolution", func() {
 		rr := send(ctx, signalAbout("v1", "Pod", pod.Name), metav1.CreateOptions{})
 		Expect(rr.Spec.TargetResource).To(Equal(ref("v1", "Pod", pod.Name)))
 		Expect(rr.Spec.SignalTarget).To(BeNil())
-		Expect(rr.Annotations).NotTo(HaveKey(signalregistry.OwnerResolutionAnnotation))
+		Expect(rr.Annotations).NotTo(HaveKey(signalsv1.AnnotationOwnerResolution))
 		Expect(rrsOf(ctx, ns, fingerprintOfRef(ref("v1", "Pod", pod.Name)))).To(HaveLen(1))
 	})
 
@@ -189,7 +185,7 @@ var _ = Describe("Owner resolution", func() {
 		Expect(rr.Spec.SignalTarget).To(BeNil())
 		rrs := rrsOf(ctx, ns, fingerprintOfRef(ref("v1", "Pod", pod.Name)))
 		Expect(rrs).To(HaveLen(1))
-		Expect(rrs[0].Annotations).To(HaveKeyWithValue(signalregistry.OwnerResolutionAnnotation,
+		Expect(rrs[0].Annotations).To(HaveKeyWithValue(signalsv1.AnnotationOwnerResolution,
 			"NotFound: ReplicaSet "+ns+"/"+ghost.Name+" not found"))
 	})
 
@@ -203,7 +199,7 @@ var _ = Describe("Owner resolution", func() {
 		Expect(rr.Spec.TargetResource).To(Equal(ref("v1", "Pod", pod.Name)))
 		rrs := rrsOf(ctx, ns, fingerprintOfRef(ref("v1", "Pod", pod.Name)))
 		Expect(rrs).To(HaveLen(1))
-		Expect(rrs[0].Annotations).To(HaveKeyWithValue(signalregistry.OwnerResolutionAnnotation,
+		Expect(rrs[0].Annotations).To(HaveKeyWithValue(signalsv1.AnnotationOwnerResolution,
 			"UIDMismatch: ReplicaSet "+ns+"/"+rs.Name+" has UID "+string(rs.UID)+", its dependent's ownerReference names "+string(impostor.UID)))
 	})
 
@@ -219,7 +215,7 @@ var _ = Describe("Owner resolution", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(rr.Spec.TargetResource).To(Equal(ref("v1", "Pod", pod.Name)))
 		Expect(rr.Spec.SignalTarget).To(BeNil())
-		Expect(rr.Annotations).NotTo(HaveKey(signalregistry.OwnerResolutionAnnotation))
+		Expect(rr.Annotations).NotTo(HaveKey(signalsv1.AnnotationOwnerResolution))
 		Expect(rrsOf(ctx, ns, fingerprintOfRef(ref("v1", "Pod", pod.Name)))).To(HaveLen(1))
 	})
 

@@ -19,7 +19,6 @@ import (
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
-	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
 	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
 )
 
@@ -180,7 +179,7 @@ var _ = Describe("The idempotency-key window", func() {
 					rr, err := admin.SignalsV1().Signals().Create(ctx, sig, metaCreate)
 					Expect(err).NotTo(HaveOccurred())
 					mu.Lock()
-					got[rr.Annotations[signalregistry.OutcomeAnnotation]]++
+					got[rr.Annotations[signalsv1.AnnotationOutcome]]++
 					mu.Unlock()
 				}
 			}()

@@ -20,7 +20,6 @@ import (
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
-	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
 )
 
 const (
@@ -97,7 +96,7 @@ func (s sender) send(ctx context.Context, sig *signalsv1.Signal, fp string) Requ
 		return r
 	}
 	r.RR = identity(rr)
-	r.Outcome = rr.Annotations[signalregistry.OutcomeAnnotation]
+	r.Outcome = rr.Annotations[signalsv1.AnnotationOutcome]
 	if rr.Status.Deduplication != nil {
 		r.Count = rr.Status.Deduplication.OccurrenceCount
 	}

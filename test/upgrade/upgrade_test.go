@@ -25,7 +25,6 @@ import (
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
 	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
-	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
 	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
 )
 
@@ -110,9 +109,9 @@ func deployment(name string) *signalsv1.Signal {
 // problem lists the RemediationRequests of a Deployment under this
 // version's fingerprint and the previous one.
 func problem(ctx context.Context, client versioned.Interface, name string) []remediationv1alpha1.RemediationRequest {
-	t := fingerprint.Target{Namespace: namespace, Group: "apps", Kind: "Deployment", Name: name}
+	t := remediationv1alpha1.ResourceReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: namespace, Name: name}
 	var all []remediationv1alpha1.RemediationRequest
-	for _, fp := range []string{fingerprint.ForTarget(t), fingerprint.LegacyForTarget(t)} {
+	for _, fp := range []string{fingerprint.ForObject("", t), fingerprint.LegacyForObject("", t)} {
 		list, err := client.RemediationV1alpha1().RemediationRequests(namespace).List(ctx, metav1.ListOptions{
 			FieldSelector: fields.OneTermEqualSelector("spec.signalFingerprint", fp).String(),
 		})
@@ -216,13 +215,13 @@ var _ = Describe("Upgrading from the previous release", Ordered, func() {
 		rr := send(ctx, deployment("checkout"))
 		Expect(rr.Name).To(Equal(legacy.Name))
 		Expect(rr.UID).To(Equal(legacy.UID))
-		Expect(rr.Annotations[signalregistry.OutcomeAnnotation]).To(Equal("Deduplicated"))
+		Expect(rr.Annotations[signalsv1.AnnotationOutcome]).To(Equal("Deduplicated"))
 		Expect(countOf(rr)).To(Equal(int64(4)))
 
 		keyed := deployment("checkout")
 		keyed.Spec.IdempotencyKey = "am/checkout/1" // counted by the previous release
 		rr = send(ctx, keyed)
-		Expect(rr.Annotations[signalregistry.OutcomeAnnotation]).To(Equal("AlreadyCounted"))
+		Expect(rr.Annotations[signalsv1.AnnotationOutcome]).To(Equal("AlreadyCounted"))
 		Expect(countOf(rr)).To(Equal(int64(4)))
 		Expect(rr.Status.Deduplication.RecentIdempotencyKeys).To(BeEmpty())
 		Expect(rr.Status.Deduplication.IdempotencyKeys).To(HaveLen(remediationv1alpha1.IdempotencyKeyDigestSize))
@@ -247,7 +246,7 @@ var _ = Describe("Upgrading from the previous release", Ordered, func() {
 
 	It("opens this version's RR at the fingerprint's name after the previous release's finished, numbered after it", func(ctx SpecContext) {
 		rr := send(ctx, deployment("search"))
-		Expect(rr.Annotations[signalregistry.OutcomeAnnotation]).To(Equal("Created"))
+		Expect(rr.Annotations[signalsv1.AnnotationOutcome]).To(Equal("Created"))
 		Expect(rr.Name).To(Equal(remediationv1alpha1.NameFor(rr.Spec.SignalFingerprint)))
 		Expect(rr.Spec.RemediationNumber).To(Equal(int64(3)))
 		Expect(rr.Spec.Previous).NotTo(BeNil())
@@ -264,7 +263,7 @@ var _ = Describe("Upgrading from the previous release", Ordered, func() {
 		_, err := admin.RemediationV1alpha1().RemediationRequests(namespace).UpdateStatus(ctx, &legacy, metav1.UpdateOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		rr = send(ctx, deployment("checkout"))
-		Expect(rr.Annotations[signalregistry.OutcomeAnnotation]).To(Equal("Created"))
+		Expect(rr.Annotations[signalsv1.AnnotationOutcome]).To(Equal("Created"))
 		Expect(rr.Name).To(Equal(remediationv1alpha1.NameFor(rr.Spec.SignalFingerprint)))
 		Expect(rr.Spec.RemediationNumber).To(Equal(int64(2)))
 		Expect(rr.Spec.Previous.UID).To(Equal(legacy.UID))

@@ -164,3 +164,32 @@ func hasControl(s string) bool {
 	}
 	return false
 }
+
+// AlertmanagerWebhookVersion is the only version of Alertmanager's webhook
+// payload that is accepted.
+const AlertmanagerWebhookVersion = "4"
+
+// ValidateAlertmanagerNotification returns every problem of n's own fields,
+// each with its field path. Each alert also becomes a Signal, which
+// ValidateSignal checks (the Alertmanager storage maps its paths back to
+// the alert's fields).
+func ValidateAlertmanagerNotification(n *signals.AlertmanagerNotification) field.ErrorList {
+	var errs field.ErrorList
+	if n.Version != AlertmanagerWebhookVersion {
+		errs = append(errs, field.NotSupported(field.NewPath("version"), n.Version, []string{AlertmanagerWebhookVersion}))
+	}
+	for i := range n.Alerts {
+		p := field.NewPath("alerts").Index(i)
+		a := &n.Alerts[i]
+		if a.Status != "firing" && a.Status != "resolved" {
+			errs = append(errs, field.NotSupported(p.Child("status"), a.Status, []string{"firing", "resolved"}))
+		}
+		if a.Fingerprint == "" {
+			errs = append(errs, field.Required(p.Child("fingerprint"), "Alertmanager's fingerprint of the alert"))
+		}
+		if a.StartsAt.IsZero() {
+			errs = append(errs, field.Required(p.Child("startsAt"), ""))
+		}
+	}
+	return errs
+}

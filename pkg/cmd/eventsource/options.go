@@ -133,7 +133,9 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	eventsource.RegisterMetrics()
+	if err := eventsource.RegisterMetrics(legacyregistry.Register); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 	source, err := eventsource.New(eventsource.Config{
 		Kube:    kube,
 		Signals: signals,

@@ -16,6 +16,5 @@ func cacheFrontProxyVerifications(info genericapiserver.AuthenticationInfo) auth
 	if info.RequestHeaderConfig == nil {
 		return info.Authenticator
 	}
-	frontproxy.RegisterMetrics()
 	return frontproxy.NewAuthenticator(info.Authenticator, info.RequestHeaderConfig, frontproxy.DefaultCacheSize)
 }

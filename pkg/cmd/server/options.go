@@ -29,8 +29,9 @@ import (
 	generatedopenapi "github.com/signal-apiserver/signal-apiserver/generated/openapi"
 	"github.com/signal-apiserver/signal-apiserver/pkg/apiserver"
 	"github.com/signal-apiserver/signal-apiserver/pkg/owner"
+	"github.com/signal-apiserver/signal-apiserver/pkg/registry"
 	alertmanagerregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/alertmanager"
-	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
+	"github.com/signal-apiserver/signal-apiserver/pkg/signalkey"
 )
 
 // Options are the flags of signal-apiserver.
@@ -62,6 +63,10 @@ type Options struct {
 	// request. Members of system:masters are never turned away.
 	MaxRequestsInFlight         int
 	MaxMutatingRequestsInFlight int
+
+	// Derived by Complete.
+	targetRules       []alertmanagerregistry.TargetRule
+	namespaceSelector labels.Selector
 }
 
 // ownerCacheSize bounds the objects whose metadata the owner resolver keeps
@@ -123,9 +128,18 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	return fss
 }
 
-// Complete fills in what can be derived.
+// Complete parses the flags that have a syntax of their own:
+// --alertmanager-target-labels and --namespace-selector.
 func (o *Options) Complete() error {
-	return nil
+	var errs []error
+	var err error
+	if o.targetRules, err = alertmanagerregistry.ParseTargetRules(o.AlertmanagerTargetLabels); err != nil {
+		errs = append(errs, fmt.Errorf("--alertmanager-target-labels: %w", err))
+	}
+	if o.namespaceSelector, err = labels.Parse(o.NamespaceSelector); err != nil {
+		errs = append(errs, fmt.Errorf("--namespace-selector: %w", err))
+	}
+	return utilerrors.NewAggregate(errs)
 }
 
 // Validate reports every invalid flag.
@@ -143,11 +157,8 @@ func (o *Options) Validate() error {
 	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst <= 0 {
 		errs = append(errs, fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive"))
 	}
-	if _, err := alertmanagerregistry.ParseTargetRules(o.AlertmanagerTargetLabels); err != nil {
-		errs = append(errs, fmt.Errorf("--alertmanager-target-labels: %w", err))
-	}
-	if _, err := labels.Parse(o.NamespaceSelector); err != nil {
-		errs = append(errs, fmt.Errorf("--namespace-selector: %w", err))
+	if o.targetRules == nil || o.namespaceSelector == nil {
+		errs = append(errs, fmt.Errorf("the options were not completed"))
 	}
 	if o.MaxRequestsInFlight < 0 || o.MaxMutatingRequestsInFlight < 0 {
 		errs = append(errs, fmt.Errorf("--max-requests-inflight and --max-mutating-requests-inflight must not be negative"))
@@ -202,31 +213,24 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the RemediationRequest client: %w", err)
 	}
-	rules, err := alertmanagerregistry.ParseTargetRules(o.AlertmanagerTargetLabels)
-	if err != nil {
-		return nil, fmt.Errorf("--alertmanager-target-labels: %w", err)
-	}
-
-	selector, err := labels.Parse(o.NamespaceSelector)
-	if err != nil {
-		return nil, fmt.Errorf("--namespace-selector: %w", err)
-	}
 	metadataClient, err := metadata.NewForConfig(clientConfig)
 	if err != nil {
 		return nil, fmt.Errorf("creating the metadata client: %w", err)
 	}
 
 	extra := apiserver.ExtraConfig{
-		Client:                  client,
-		ClusterID:               o.ClusterID,
-		ClusterScopedNamespace:  o.ClusterScopedNamespace,
-		AlertmanagerTargetRules: rules,
+		Client: client,
+		Keys: signalkey.Policy{
+			ClusterID:              o.ClusterID,
+			ClusterScopedNamespace: o.ClusterScopedNamespace,
+		},
+		AlertmanagerTargetRules: o.targetRules,
 	}
-	if !selector.Empty() {
-		extra.ManagedNamespaces = signalregistry.NewManagedNamespaces(metadataClient, selector)
+	if !o.namespaceSelector.Empty() {
+		extra.ManagedNamespaces = registry.NewManagedNamespaces(metadataClient, o.namespaceSelector)
 	}
 	if o.ResolveOwners {
-		extra.Owners = owner.NewResolver(metadataClient, owner.Options{
+		extra.Keys.Owners = owner.NewResolver(metadataClient, owner.Options{
 			TTL:       o.OwnerCacheTTL,
 			CacheSize: ownerCacheSize,
 			Timeout:   ownerLookupTimeout,

@@ -1,10 +1,7 @@
 package alertmanager
 
 import (
-	"sync"
-
 	"k8s.io/component-base/metrics"
-	"k8s.io/component-base/metrics/legacyregistry"
 )
 
 var (
@@ -22,12 +19,13 @@ var (
 	}, []string{"code"})
 )
 
-var registerOnce sync.Once
-
-// RegisterMetrics registers the storage's metrics with the legacy registry,
-// which the server's /metrics serves.
-func RegisterMetrics() {
-	registerOnce.Do(func() {
-		legacyregistry.MustRegister(alertsTotal, notificationsTotal)
-	})
+// RegisterMetrics registers the storage's metrics with register, such as
+// legacyregistry.Register for the /metrics the process serves.
+func RegisterMetrics(register func(metrics.Registerable) error) error {
+	for _, m := range []metrics.Registerable{alertsTotal, notificationsTotal} {
+		if err := register(m); err != nil {
+			return err
+		}
+	}
+	return nil
 }

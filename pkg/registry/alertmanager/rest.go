@@ -27,7 +27,10 @@ import (
 
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
 	"github.com/signal-apiserver/signal-apiserver/apis/signals/validation"
+	"github.com/signal-apiserver/signal-apiserver/pkg/apistatus"
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
+	"github.com/signal-apiserver/signal-apiserver/pkg/registry"
+	"github.com/signal-apiserver/signal-apiserver/pkg/signalkey"
 )
 
 // Source is the spec.source of the signals made from alerts.
@@ -51,15 +54,6 @@ const (
 // maxConcurrentAlerts bounds the alerts of one batch submitted at once.
 const maxConcurrentAlerts = 32
 
-// SignalConverter authorizes a validated Signal, turns it into the
-// engine's Signal, and engine errors into API errors; *signal.REST is the
-// implementation.
-type SignalConverter interface {
-	Authorize(ctx context.Context, sig *signals.Signal) error
-	ToDedup(ctx context.Context, sig *signals.Signal, dryRun bool) (dedup.Signal, error)
-	ToAPIError(err error, s dedup.Signal) error
-}
-
 // Deduplicator counts a signal on its RemediationRequest; *dedup.Engine is
 // the implementation.
 type Deduplicator interface {
@@ -69,9 +63,10 @@ type Deduplicator interface {
 // REST is the storage of Alertmanager notifications: create-only, nothing
 // stored.
 type REST struct {
-	signals SignalConverter
-	dedup   Deduplicator
-	rules   []TargetRule
+	keys  *signalkey.Policy
+	gate  *registry.Gate
+	dedup Deduplicator
+	rules []TargetRule
 }
 
 var (
@@ -81,9 +76,10 @@ var (
 	_ rest.SingularNameProvider = &REST{}
 )
 
-// NewREST returns the storage; rules map alert labels to targets.
-func NewREST(conv SignalConverter, d Deduplicator, rules []TargetRule) *REST {
-	return &REST{signals: conv, dedup: d, rules: rules}
+// NewREST returns the storage; rules map alert labels to targets. Each
+// alert goes through keys, gate and d as a Signal of its own would.
+func NewREST(keys *signalkey.Policy, gate *registry.Gate, d Deduplicator, rules []TargetRule) *REST {
+	return &REST{keys: keys, gate: gate, dedup: d, rules: rules}
 }
 
 // New returns an empty AlertmanagerNotification.
@@ -108,8 +104,12 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 	}
 	out, err := r.create(ctx, n, createValidation, dryrun.IsDryRun(options.DryRun))
 	code := int32(201)
-	if err != nil {
-		code = statusCode(err)
+	var status apierrors.APIStatus
+	switch {
+	case errors.As(err, &status):
+		code = status.Status().Code
+	case err != nil:
+		code = 500
 	}
 	notificationsTotal.WithLabelValues(strconv.Itoa(int(code))).Inc()
 	return out, err
@@ -160,42 +160,32 @@ func (r *REST) create(ctx context.Context, n *signals.AlertmanagerNotification, 
 // Rejected in its result; any other failure is the batch's.
 func (r *REST) record(ctx context.Context, sig *signals.Signal, dryRun bool) (signals.AlertResult, error) {
 	res, err := r.submit(ctx, sig, dryRun)
-	if status, ok := rejection(err); ok {
-		return signals.AlertResult{Outcome: OutcomeRejected, Reason: status.Reason, Message: status.Message}, nil
+	var status apierrors.APIStatus
+	if class := apistatus.Of(err); (class == apistatus.Denied || class == apistatus.Rejected) && errors.As(err, &status) {
+		return signals.AlertResult{Outcome: OutcomeRejected, Reason: status.Status().Reason, Message: status.Status().Message}, nil
 	}
 	return res, err
 }
 
-// submit authorizes, converts and counts one alert's signal, as the signals
-// storage does; its errors are API errors.
+// submit lets one alert's signal through the gate, keys and counts it, as
+// the signals storage does; its errors are API errors.
 func (r *REST) submit(ctx context.Context, sig *signals.Signal, dryRun bool) (signals.AlertResult, error) {
-	if err := r.signals.Authorize(ctx, sig); err != nil {
+	if err := r.gate.Check(ctx, r.keys.Namespace(sig.Spec.Target), sig.Spec.Target); err != nil {
 		return signals.AlertResult{}, err
 	}
-	s, err := r.signals.ToDedup(ctx, sig, dryRun)
+	s, err := r.keys.Key(ctx, sig, dryRun)
 	if err != nil {
-		return signals.AlertResult{}, err
+		return signals.AlertResult{}, registry.APIError(err, s)
 	}
 	res, err := r.dedup.Submit(ctx, s)
 	switch {
 	case errors.Is(err, dedup.ErrNoActiveRemediation):
 		return signals.AlertResult{Outcome: OutcomeNoActive}, nil
 	case err != nil:
-		return signals.AlertResult{}, r.signals.ToAPIError(err, s)
+		return signals.AlertResult{}, registry.APIError(err, s)
 	}
 	rr := res.RemediationRequest
 	return signals.AlertResult{Outcome: string(res.Outcome), Namespace: rr.Namespace, Name: rr.Name}, nil
-}
-
-// rejection returns the status of err if it is the client's problem: a 4xx
-// other than 429, which a resend would get again.
-func rejection(err error) (metav1.Status, bool) {
-	var status apierrors.APIStatus
-	if !errors.As(err, &status) {
-		return metav1.Status{}, false
-	}
-	code := status.Status().Code
-	return status.Status(), code >= 400 && code < 500 && code != 429
 }
 
 // batchError is nil if every alert was recorded or rejected. Otherwise it
@@ -209,7 +199,7 @@ func batchError(failures []error) error {
 			continue
 		}
 		msgs = append(msgs, fmt.Sprintf("alerts[%d]: %v", i, err))
-		if code := statusCode(err); code != 429 && code != 503 && code != 504 {
+		if apistatus.Of(err) != apistatus.Retryable {
 			retryable = false
 		}
 	}
@@ -222,47 +212,40 @@ func batchError(failures []error) error {
 	if !retryable {
 		return apierrors.NewInternalError(errors.New(msg))
 	}
-	unavailable := apierrors.NewServiceUnavailable(msg)
-	unavailable.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: 1}
-	return unavailable
-}
-
-func statusCode(err error) int32 {
-	var status apierrors.APIStatus
-	if errors.As(err, &status) {
-		return status.Status().Code
-	}
-	return 500
+	return apistatus.ServiceUnavailable(errors.New(msg))
 }
 
 // toSignals validates the notification and converts each alert into a
-// Signal. Errors carry the paths of the notification's fields.
+// Signal. Errors carry the paths of the notification's fields, in the
+// order of its alerts.
 func (r *REST) toSignals(n *signals.AlertmanagerNotification) ([]signals.Signal, field.ErrorList) {
-	var errs field.ErrorList
-	if n.Version != "4" {
-		errs = append(errs, field.NotSupported(field.NewPath("version"), n.Version, []string{"4"}))
-	}
+	errs := validation.ValidateAlertmanagerNotification(n)
 	sigs := make([]signals.Signal, len(n.Alerts))
 	for i := range n.Alerts {
 		p := field.NewPath("alerts").Index(i)
-		a := &n.Alerts[i]
-		if a.Status != "firing" && a.Status != "resolved" {
-			errs = append(errs, field.NotSupported(p.Child("status"), a.Status, []string{"firing", "resolved"}))
-		}
-		if a.Fingerprint == "" {
-			errs = append(errs, field.Required(p.Child("fingerprint"), "Alertmanager's fingerprint of the alert"))
-		}
-		if a.StartsAt.IsZero() {
-			errs = append(errs, field.Required(p.Child("startsAt"), ""))
-		}
 		var targetLabel string
-		sigs[i], targetLabel = r.toSignal(a)
+		sigs[i], targetLabel = r.toSignal(&n.Alerts[i])
 		for _, e := range validation.ValidateSignal(&sigs[i]) {
 			e.Field = alertPath(p, e.Field, targetLabel)
 			errs = append(errs, e)
 		}
 	}
+	slices.SortStableFunc(errs, func(a, b *field.Error) int { return alertIndex(a.Field) - alertIndex(b.Field) })
 	return sigs, errs
+}
+
+// alertIndex is i for a path under alerts[i], -1 for the notification's
+// own fields.
+func alertIndex(path string) int {
+	rest, ok := strings.CutPrefix(path, "alerts[")
+	if !ok {
+		return -1
+	}
+	i, err := strconv.Atoi(rest[:max(strings.IndexByte(rest, ']'), 0)])
+	if err != nil {
+		return -1
+	}
+	return i
 }
 
 // toSignal converts one alert; it also returns the label the target came

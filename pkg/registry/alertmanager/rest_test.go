@@ -3,16 +3,23 @@ package alertmanager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
+	"github.com/signal-apiserver/signal-apiserver/pkg/owner"
+	"github.com/signal-apiserver/signal-apiserver/pkg/registry"
+	"github.com/signal-apiserver/signal-apiserver/pkg/signalkey"
 )
 
 func TestParseTargetRules(t *testing.T) {
@@ -68,33 +75,34 @@ func TestTarget(t *testing.T) {
 	}
 }
 
-type fakeConverter struct{}
+// denyKubeSystem lets every user signal about every namespace but
+// kube-system.
+type denyKubeSystem struct{}
 
-// Authorize denies every alert about kube-system.
-func (fakeConverter) Authorize(_ context.Context, sig *signals.Signal) error {
-	if sig.Spec.Target.Namespace == "kube-system" {
-		return apierrors.NewForbidden(remediationv1alpha1.Resource("remediationrequests"), "", errors.New(`User "am" cannot signal resource "remediationrequests" in the namespace "kube-system"`))
+func (denyKubeSystem) Authorize(_ context.Context, a authorizer.Attributes) (authorizer.Decision, string, error) {
+	if a.GetNamespace() == "kube-system" {
+		return authorizer.DecisionNoOpinion, "", nil
 	}
-	return nil
+	return authorizer.DecisionAllow, "", nil
 }
 
-func (fakeConverter) ToDedup(_ context.Context, sig *signals.Signal, dryRun bool) (dedup.Signal, error) {
-	if sig.Spec.Target.Name == "lookup-fails" {
-		return dedup.Signal{}, apierrors.NewServiceUnavailable("owner lookup failed")
+// lookupFails fails to look up the owner of targets named "lookup-fails";
+// every other target is its own top-level controller.
+type lookupFails struct{}
+
+func (lookupFails) Resolve(_ context.Context, target remediationv1alpha1.ResourceReference) owner.Result {
+	if target.Name == "lookup-fails" {
+		return owner.Result{Target: target, FallbackReason: owner.ReasonLookupFailed, Message: "etcd is slow"}
 	}
-	return dedup.Signal{Fingerprint: sig.Spec.Target.Name, Resolved: sig.Spec.Status == signals.SignalStatusResolved, IdempotencyKey: sig.Spec.IdempotencyKey, DryRun: dryRun}, nil
+	return owner.Result{Target: target}
 }
 
-func (fakeConverter) ToAPIError(err error, _ dedup.Signal) error {
-	var status apierrors.APIStatus
-	if errors.As(err, &status) {
-		return err
-	}
-	return apierrors.NewInternalError(err)
+// sender is the context of a request from the user "am".
+func sender() context.Context {
+	return genericapirequest.WithUser(context.Background(), &user.DefaultInfo{Name: "am"})
 }
 
-// fakeDedup answers from a table by fingerprint (the fake converter's
-// target name).
+// fakeDedup answers from a table by the name of the signal's target.
 type fakeDedup struct {
 	errs map[string]error
 
@@ -106,13 +114,14 @@ func (f *fakeDedup) Submit(_ context.Context, s dedup.Signal) (*dedup.Result, er
 	f.mu.Lock()
 	f.submitted = append(f.submitted, s)
 	f.mu.Unlock()
-	if err := f.errs[s.Fingerprint]; err != nil {
+	name := s.Spec.TargetResource.Name
+	if err := f.errs[name]; err != nil {
 		return nil, err
 	}
 	if s.Resolved {
 		return nil, dedup.ErrNoActiveRemediation
 	}
-	rr := &remediationv1alpha1.RemediationRequest{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "rr-" + s.Fingerprint}}
+	rr := &remediationv1alpha1.RemediationRequest{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "rr-" + name}}
 	return &dedup.Result{RemediationRequest: rr, Outcome: dedup.OutcomeCreated}, nil
 }
 
@@ -131,7 +140,7 @@ func newStorage(t *testing.T, d *fakeDedup) *REST {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewREST(fakeConverter{}, d, rules)
+	return NewREST(&signalkey.Policy{Owners: lookupFails{}}, &registry.Gate{Authorizer: denyKubeSystem{}}, d, rules)
 }
 
 func TestCreate(t *testing.T) {
@@ -139,7 +148,7 @@ func TestCreate(t *testing.T) {
 	n := &signals.AlertmanagerNotification{Version: "4", Alerts: []signals.Alert{
 		alert("firing", "a", "f1"), alert("resolved", "b", "f2"),
 	}}
-	obj, err := newStorage(t, d).Create(context.Background(), n, nil, &metav1.CreateOptions{})
+	obj, err := newStorage(t, d).Create(sender(), n, nil, &metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +196,7 @@ func TestCreateRejectsMalformedBatchWhole(t *testing.T) {
 	d := &fakeDedup{}
 	bad := alert("firing", "Not/A/Name", "")
 	n := &signals.AlertmanagerNotification{Version: "3", Alerts: []signals.Alert{alert("firing", "a", "f1"), bad, alert("pending", "c", "f3")}}
-	_, err := newStorage(t, d).Create(context.Background(), n, nil, &metav1.CreateOptions{})
+	_, err := newStorage(t, d).Create(sender(), n, nil, &metav1.CreateOptions{})
 	if !apierrors.IsInvalid(err) {
 		t.Fatalf("err = %v, want 422", err)
 	}
@@ -215,12 +224,12 @@ func TestCreatePartialFailureIs5xx(t *testing.T) {
 		err  error
 		code int32
 	}{
-		{"retryable", apierrors.NewTooManyRequests("busy", 1), 503},
+		{"retryable", fmt.Errorf("%w: etcd leader changed", dedup.ErrUnavailable), 503},
 		{"the server's own failure", errors.New("boom"), 500},
 	}
 	t.Run("conversion retryable", func(t *testing.T) {
 		n := &signals.AlertmanagerNotification{Version: "4", Alerts: []signals.Alert{alert("firing", "a", "f1"), alert("firing", "lookup-fails", "f2")}}
-		_, err := newStorage(t, &fakeDedup{}).Create(context.Background(), n, nil, &metav1.CreateOptions{})
+		_, err := newStorage(t, &fakeDedup{}).Create(sender(), n, nil, &metav1.CreateOptions{})
 		if got := statusCode(err); got != 503 {
 			t.Fatalf("code = %d (%v), want 503", got, err)
 		}
@@ -229,7 +238,7 @@ func TestCreatePartialFailureIs5xx(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d := &fakeDedup{errs: map[string]error{"b": tt.err}}
 			n := &signals.AlertmanagerNotification{Version: "4", Alerts: []signals.Alert{alert("firing", "a", "f1"), alert("firing", "b", "f2")}}
-			_, err := newStorage(t, d).Create(context.Background(), n, nil, &metav1.CreateOptions{})
+			_, err := newStorage(t, d).Create(sender(), n, nil, &metav1.CreateOptions{})
 			if got := statusCode(err); got != tt.code {
 				t.Fatalf("code = %d (%v), want %d", got, err, tt.code)
 			}
@@ -241,17 +250,16 @@ func TestCreatePartialFailureIs5xx(t *testing.T) {
 // Rejected in the answer, and the others are recorded: a resend would get
 // the same 4xx, so failing the batch would make Alertmanager retry forever.
 func TestCreateRejectsOneAlert(t *testing.T) {
-	missing := apierrors.NewInvalid(signals.Kind("Signal"), "", nil)
-	missing.ErrStatus.Message = "namespace gone does not exist"
-	d := &fakeDedup{errs: map[string]error{"b": missing}}
+	d := &fakeDedup{errs: map[string]error{"b": dedup.ErrNamespaceNotFound}}
 	n := &signals.AlertmanagerNotification{Version: "4", Alerts: []signals.Alert{alert("firing", "a", "f1"), alert("firing", "b", "f2")}}
-	obj, err := newStorage(t, d).Create(context.Background(), n, nil, &metav1.CreateOptions{})
+	obj, err := newStorage(t, d).Create(sender(), n, nil, &metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []signals.AlertResult{
 		{Index: 0, Fingerprint: "f1", Outcome: "Created", Namespace: "ns", Name: "rr-a"},
-		{Index: 1, Fingerprint: "f2", Outcome: OutcomeRejected, Reason: metav1.StatusReasonInvalid, Message: "namespace gone does not exist"},
+		{Index: 1, Fingerprint: "f2", Outcome: OutcomeRejected, Reason: metav1.StatusReasonInvalid,
+			Message: `Signal.signals.remediation.io "" is invalid: spec.target.namespace: Invalid value: "ns": the namespace does not exist: no RemediationRequest can be opened in it`},
 	}
 	got := obj.(*signals.AlertmanagerNotification).Results
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
@@ -270,7 +278,7 @@ func TestCreateRejectsForbiddenAlert(t *testing.T) {
 	denied := alert("firing", "b", "f2")
 	denied.Labels["namespace"] = "kube-system"
 	n := &signals.AlertmanagerNotification{Version: "4", Alerts: []signals.Alert{alert("firing", "a", "f1"), denied}}
-	obj, err := newStorage(t, d).Create(context.Background(), n, nil, &metav1.CreateOptions{})
+	obj, err := newStorage(t, d).Create(sender(), n, nil, &metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,12 +286,13 @@ func TestCreateRejectsForbiddenAlert(t *testing.T) {
 	want := []signals.AlertResult{
 		{Index: 0, Fingerprint: "f1", Outcome: "Created", Namespace: "ns", Name: "rr-a"},
 		{Index: 1, Fingerprint: "f2", Outcome: OutcomeRejected, Reason: metav1.StatusReasonForbidden,
-			Message: `remediationrequests.remediation.io is forbidden: User "am" cannot signal resource "remediationrequests" in the namespace "kube-system"`},
+			Message: `remediationrequests.remediation.io is forbidden: User "am" cannot signal resource "remediationrequests" in API group "remediation.io" in the namespace "kube-system": ` +
+				`a signal opens and counts RemediationRequests in namespace "kube-system", which needs verb "signal" on remediationrequests.remediation.io there (for example a RoleBinding to ClusterRole signal-namespace-sender)`},
 	}
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("results = %+v, want %+v", got, want)
 	}
-	if len(d.submitted) != 1 || d.submitted[0].Fingerprint != "a" {
+	if len(d.submitted) != 1 || d.submitted[0].Spec.TargetResource.Name != "a" {
 		t.Errorf("submitted %+v, want only the allowed alert", d.submitted)
 	}
 }
@@ -299,4 +308,13 @@ func TestBounded(t *testing.T) {
 	if got := bounded(map[string]string{"a": "12345", "b": "1", "c": "123"}, 8); len(got) != 2 || got["a"] == "" || got["c"] != "" {
 		t.Errorf("bounded = %v, want a and b", got)
 	}
+}
+
+// statusCode is the HTTP status code a client gets for err.
+func statusCode(err error) int32 {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return status.Status().Code
+	}
+	return 0
 }

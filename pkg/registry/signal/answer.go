@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/lru"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
+	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
 )
 
@@ -29,6 +30,7 @@ const recentAnswers = 256
 // (runtime.CacheableObject, as kube-apiserver's watch cache does for its
 // watchers). The bytes on the wire are the same.
 type answers struct {
+	mu     *sync.Mutex
 	recent *lru.Cache
 }
 
@@ -38,17 +40,20 @@ type answerKey struct {
 }
 
 func newAnswers() answers {
-	return answers{recent: lru.New(recentAnswers)}
+	return answers{mu: &sync.Mutex{}, recent: lru.New(recentAnswers)}
 }
 
 // of returns the answer for res, shared with every other signal that got
 // the same RemediationRequest and outcome.
 func (a answers) of(res *dedup.Result) *answer {
 	key := answerKey{rr: res.RemediationRequest, outcome: res.Outcome}
+	// One lock around the look-up and the add: two signals of one write
+	// that miss at once would otherwise make two answers, encoded twice.
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if cached, ok := a.recent.Get(key); ok {
 		return cached.(*answer)
 	}
-	// Two signals that miss at once make two equal answers; either is right.
 	ans := &answer{rr: annotated(res), encodings: map[runtime.Identifier]*encoding{}}
 	a.recent.Add(key, ans)
 	return ans
@@ -62,7 +67,7 @@ func annotated(res *dedup.Result) *remediationv1alpha1.RemediationRequest {
 	if rr.Annotations == nil {
 		rr.Annotations = map[string]string{}
 	}
-	rr.Annotations[OutcomeAnnotation] = string(res.Outcome)
+	rr.Annotations[signalsv1.AnnotationOutcome] = string(res.Outcome)
 	return rr
 }
 

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
+	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
 )
 
@@ -43,11 +44,11 @@ func TestAnswersOfOneWriteAreShared(t *testing.T) {
 	}
 	want := stored.DeepCopy()
 	want.APIVersion, want.Kind = "remediation.io/v1alpha1", "RemediationRequest"
-	want.Annotations = map[string]string{"team": "platform", OutcomeAnnotation: "Deduplicated"}
+	want.Annotations = map[string]string{"team": "platform", signalsv1.AnnotationOutcome: "Deduplicated"}
 	if got := first.(runtime.CacheableObject).GetObject(); !equality.Semantic.DeepEqual(got, want) {
 		t.Fatalf("answer %+v, want %+v", got, want)
 	}
-	if stored.Annotations[OutcomeAnnotation] != "" || stored.Kind != "" {
+	if stored.Annotations[signalsv1.AnnotationOutcome] != "" || stored.Kind != "" {
 		t.Fatal("the engine's RemediationRequest was changed")
 	}
 

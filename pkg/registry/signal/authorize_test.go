@@ -7,12 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
-
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -23,9 +23,10 @@ import (
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	authorizationv1client "k8s.io/client-go/kubernetes/typed/authorization/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/component-base/metrics/testutil"
+	"k8s.io/component-base/metrics/legacyregistry"
 
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
+	"github.com/signal-apiserver/signal-apiserver/pkg/registry"
 )
 
 // fakeAuthorizer allows the namespaces in allowed, and remembers what it
@@ -65,7 +66,6 @@ func onDeploymentIn(namespace string) func(*signals.SignalSpec) {
 }
 
 func TestCreateAuthorizesTheSenderForTheNamespace(t *testing.T) {
-	RegisterMetrics()
 	tests := []struct {
 		name          string
 		spec          func(*signals.SignalSpec)
@@ -83,14 +83,14 @@ func TestCreateAuthorizesTheSenderForTheNamespace(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d, owners, authz := &recorder{}, &stubOwners{}, &fakeAuthorizer{allowed: map[string]bool{"team-a": true}}
-			storage := NewREST(d, Options{ClusterScopedNamespace: "remediations", Owners: owners, Authorizer: authz, Now: func() time.Time { return received }})
+			storage := newREST(d, options{ClusterScopedNamespace: "remediations", Owners: owners, Authorizer: authz, Now: func() time.Time { return received }})
 			admitted := false
 			admit := func(context.Context, runtime.Object) error { admitted = true; return nil }
 			var opts metav1.CreateOptions
 			if tt.dryRun {
 				opts.DryRun = []string{metav1.DryRunAll}
 			}
-			before, _ := testutil.GetCounterMetricValue(denials.WithLabelValues(denialForbidden))
+			before := denialsOf(t, "forbidden")
 			_, err := storage.Create(genericapirequest.WithUser(context.Background(), tenant), signal(tt.spec), admit, &opts)
 
 			if len(authz.asked) != 1 {
@@ -101,7 +101,7 @@ func TestCreateAuthorizesTheSenderForTheNamespace(t *testing.T) {
 				a.GetResource() != "remediationrequests" || a.GetSubresource() != "" || a.GetName() != "" || !a.IsResourceRequest() {
 				t.Errorf("asked %+v", a)
 			}
-			after, _ := testutil.GetCounterMetricValue(denials.WithLabelValues(denialForbidden))
+			after := denialsOf(t, "forbidden")
 			if tt.wantCode == 0 {
 				if err != nil || len(d.got) != 1 || !admitted || after != before {
 					t.Fatalf("err %v, %d submitted, admitted %v, denials +%v; want allowed", err, len(d.got), admitted, after-before)
@@ -130,12 +130,12 @@ func TestCreateAuthorizesTheSenderForTheNamespace(t *testing.T) {
 
 func TestCreateWithoutADecision(t *testing.T) {
 	d := &recorder{}
-	storage := NewREST(d, Options{Authorizer: &fakeAuthorizer{err: errors.New("SubjectAccessReview: connection refused")}})
+	storage := newREST(d, options{Authorizer: &fakeAuthorizer{err: errors.New("SubjectAccessReview: connection refused")}})
 	_, err := storage.Create(genericapirequest.WithUser(context.Background(), tenant), signal(onDeploymentIn("team-a")), nil, &metav1.CreateOptions{})
 	if !apierrors.IsServiceUnavailable(err) {
 		t.Fatalf("authorizer failed: got %v, want 503", err)
 	}
-	storage = NewREST(d, Options{Authorizer: &fakeAuthorizer{allowed: map[string]bool{"team-a": true}}})
+	storage = newREST(d, options{Authorizer: &fakeAuthorizer{allowed: map[string]bool{"team-a": true}}})
 	_, err = storage.Create(context.Background(), signal(onDeploymentIn("team-a")), nil, &metav1.CreateOptions{})
 	if !apierrors.IsForbidden(err) {
 		t.Fatalf("no user: got %v, want 403", err)
@@ -146,27 +146,26 @@ func TestCreateWithoutADecision(t *testing.T) {
 }
 
 func TestCreateOnlyInManagedNamespaces(t *testing.T) {
-	RegisterMetrics()
 	gate := fakeGate{managed: map[string]bool{"team-a": true}}
 	tests := []struct {
 		name      string
 		spec      func(*signals.SignalSpec)
-		gate      NamespaceGate
+		gate      registry.NamespaceGate
 		wantCode  int32
 		wantField string
 	}{
 		{name: "managed", spec: onDeploymentIn("team-a"), gate: gate},
 		{name: "not managed", spec: onDeploymentIn("sandbox"), gate: gate, wantCode: http.StatusUnprocessableEntity, wantField: "spec.target.namespace"},
 		{name: "cluster-scoped, its namespace not managed", gate: gate, wantCode: http.StatusUnprocessableEntity, wantField: "spec.target.kind"},
-		{name: "not synced yet", spec: onDeploymentIn("team-a"), gate: fakeGate{err: errNamespacesNotSynced}, wantCode: http.StatusServiceUnavailable},
+		{name: "not synced yet", spec: onDeploymentIn("team-a"), gate: fakeGate{err: errors.New("the informer of managed namespaces has not synced yet")}, wantCode: http.StatusServiceUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d, owners := &recorder{}, &stubOwners{}
-			storage := NewREST(d, Options{ClusterScopedNamespace: "remediations", Owners: owners, Namespaces: tt.gate, Now: func() time.Time { return received }})
-			before, _ := testutil.GetCounterMetricValue(denials.WithLabelValues(denialNotManaged))
+			storage := newREST(d, options{ClusterScopedNamespace: "remediations", Owners: owners, Namespaces: tt.gate, Now: func() time.Time { return received }})
+			before := denialsOf(t, "namespace_not_managed")
 			_, err := storage.Create(context.Background(), signal(tt.spec), nil, &metav1.CreateOptions{})
-			after, _ := testutil.GetCounterMetricValue(denials.WithLabelValues(denialNotManaged))
+			after := denialsOf(t, "namespace_not_managed")
 			if tt.wantCode == 0 {
 				if err != nil || len(d.got) != 1 {
 					t.Fatalf("err %v, %d submitted; want counted", err, len(d.got))
@@ -197,7 +196,7 @@ func TestCreateOnlyInManagedNamespaces(t *testing.T) {
 // TestAuthorizationComesFirst: a sender that may not signal about a
 // namespace learns nothing about whether it is managed.
 func TestAuthorizationComesFirst(t *testing.T) {
-	storage := NewREST(&recorder{}, Options{Authorizer: &fakeAuthorizer{}, Namespaces: fakeGate{}})
+	storage := newREST(&recorder{}, options{Authorizer: &fakeAuthorizer{}, Namespaces: fakeGate{}})
 	_, err := storage.Create(genericapirequest.WithUser(context.Background(), tenant), signal(onDeploymentIn("sandbox")), nil, &metav1.CreateOptions{})
 	if !apierrors.IsForbidden(err) {
 		t.Fatalf("got %v, want 403", err)
@@ -248,7 +247,7 @@ func delegatingAuthorizer(t testing.TB, client *authorizationv1client.Authorizat
 // delegated authorizer.
 func TestAuthorizationIsCached(t *testing.T) {
 	client, reviews := sarServer(t)
-	storage := NewREST(&recorder{}, Options{Authorizer: delegatingAuthorizer(t, client)})
+	storage := newREST(&recorder{}, options{Authorizer: delegatingAuthorizer(t, client)})
 	ctx := genericapirequest.WithUser(context.Background(), tenant)
 	for range 100 {
 		if _, err := storage.Create(ctx, signal(onDeploymentIn("team-a")), nil, &metav1.CreateOptions{}); err != nil {
@@ -267,12 +266,42 @@ func TestAuthorizationIsCached(t *testing.T) {
 // decision is cached, as in a storm.
 func BenchmarkAuthorizeCached(b *testing.B) {
 	client, _ := sarServer(b)
-	storage := NewREST(&recorder{}, Options{Authorizer: delegatingAuthorizer(b, client)})
+	gate := &registry.Gate{Authorizer: delegatingAuthorizer(b, client)}
 	ctx := genericapirequest.WithUser(context.Background(), tenant)
-	sig := signal(onDeploymentIn("team-a"))
+	target := signal(onDeploymentIn("team-a")).Spec.Target
 	for b.Loop() {
-		if err := storage.Authorize(ctx, sig); err != nil {
+		if err := gate.Check(ctx, target.Namespace, target); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+var registerDenials sync.Once
+
+// denialsOf reads signal_apiserver_signal_denials_total{reason} as
+// /metrics serves it.
+func denialsOf(t *testing.T, reason string) float64 {
+	t.Helper()
+	registerDenials.Do(func() {
+		if err := registry.RegisterMetrics(legacyregistry.Register); err != nil {
+			t.Fatal(err)
+		}
+	})
+	families, err := legacyregistry.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "signal_apiserver_signal_denials_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == reason {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -1,29 +1,20 @@
 package signal
 
 import (
-	"errors"
 	"strings"
 	"sync"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/component-base/metrics"
-	"k8s.io/component-base/metrics/legacyregistry"
 
+	"github.com/signal-apiserver/signal-apiserver/pkg/apistatus"
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
 )
 
-// Outcomes of a signal in metrics: the dedup outcomes, plus rejected (the
-// client's mistake, 4xx) and failed (the server could not record it).
+// Outcomes of a signal in metrics besides the dedup outcomes.
 const (
-	outcomeRejected = "rejected"
-	outcomeFailed   = "failed"
-)
-
-// Reasons a signal was denied before anything was read or written.
-const (
-	denialForbidden  = "forbidden"
-	denialNotManaged = "namespace_not_managed"
+	outcomeRejected = "rejected" // the sender's request: 4xx
+	outcomeFailed   = "failed"   // the server could not record it: 5xx
 )
 
 // maxSources bounds the source label: senders choose spec.source freely,
@@ -37,12 +28,6 @@ var (
 		Help:           "Signals by source and outcome: created, deduplicated, alreadycounted (idempotency key counted before), resolved, rejected (4xx), failed (5xx). Sources beyond the first 64 seen are counted as 'other'.",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"source", "outcome"})
-	denials = metrics.NewCounterVec(&metrics.CounterOpts{
-		Namespace:      "signal_apiserver",
-		Name:           "signal_denials_total",
-		Help:           "Signals and Alertmanager alerts denied before anything was read or written, by reason: forbidden (the sender may not signal about the namespace, 403), namespace_not_managed (outside --namespace-selector, 422).",
-		StabilityLevel: metrics.ALPHA,
-	}, []string{"reason"})
 	intakeDuration = metrics.NewHistogramVec(&metrics.HistogramOpts{
 		Namespace:      "signal_apiserver",
 		Name:           "signal_intake_duration_seconds",
@@ -52,14 +37,15 @@ var (
 	}, []string{"outcome"})
 )
 
-var registerOnce sync.Once
-
-// RegisterMetrics registers the storage's metrics with the legacy registry,
-// which the server's /metrics serves.
-func RegisterMetrics() {
-	registerOnce.Do(func() {
-		legacyregistry.MustRegister(signalsTotal, denials, intakeDuration)
-	})
+// RegisterMetrics registers the storage's metrics with register, such as
+// legacyregistry.Register for the /metrics the process serves.
+func RegisterMetrics(register func(metrics.Registerable) error) error {
+	for _, m := range []metrics.Registerable{signalsTotal, intakeDuration} {
+		if err := register(m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sources remembers which source label values are in use.
@@ -86,22 +72,15 @@ func (s *sources) label(source string) string {
 
 // observe records one answered signal.
 func (r *REST) observe(source string, began time.Time, res *dedup.Result, err error) {
-	outcome := outcomeFailed
-	switch {
-	case err == nil:
+	var outcome string
+	switch apistatus.Of(err) {
+	case apistatus.Success:
 		outcome = strings.ToLower(string(res.Outcome))
-	case isClientError(err):
+	case apistatus.Denied, apistatus.Rejected:
 		outcome = outcomeRejected
+	default:
+		outcome = outcomeFailed
 	}
 	signalsTotal.WithLabelValues(r.sources.label(source), outcome).Inc()
 	intakeDuration.WithLabelValues(outcome).Observe(time.Since(began).Seconds())
-}
-
-func isClientError(err error) bool {
-	var status apierrors.APIStatus
-	if !errors.As(err, &status) {
-		return false
-	}
-	code := status.Status().Code
-	return code >= 400 && code < 500 && code != 429
 }

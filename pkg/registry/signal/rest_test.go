@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,9 +15,12 @@ import (
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
+	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
 	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
 	"github.com/signal-apiserver/signal-apiserver/pkg/owner"
+	"github.com/signal-apiserver/signal-apiserver/pkg/registry"
+	"github.com/signal-apiserver/signal-apiserver/pkg/signalkey"
 )
 
 // recorder is a Deduplicator that remembers what it was given.
@@ -41,8 +42,22 @@ func (r *recorder) Submit(_ context.Context, s dedup.Signal) (*dedup.Result, err
 
 var received = time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 
+// options are the settings of a storage under test.
+type options struct {
+	ClusterID, ClusterScopedNamespace string
+	Owners                            signalkey.OwnerResolver
+	Authorizer                        registry.Authorizer
+	Namespaces                        registry.NamespaceGate
+	Now                               func() time.Time
+}
+
+func newREST(d Deduplicator, o options) *REST {
+	keys := &signalkey.Policy{ClusterID: o.ClusterID, ClusterScopedNamespace: o.ClusterScopedNamespace, Owners: o.Owners, Now: o.Now}
+	return NewREST(keys, &registry.Gate{Authorizer: o.Authorizer, Namespaces: o.Namespaces}, d)
+}
+
 func newStorage(d Deduplicator) *REST {
-	return NewREST(d, Options{ClusterID: "eu-1", ClusterScopedNamespace: "remediations", Now: func() time.Time { return received }})
+	return newREST(d, options{ClusterID: "eu-1", ClusterScopedNamespace: "remediations", Now: func() time.Time { return received }})
 }
 
 func signal(mutate func(*signals.SignalSpec)) *signals.Signal {
@@ -69,7 +84,7 @@ func TestCreateMapsTheSignal(t *testing.T) {
 		{
 			name:          "cluster-scoped target goes to the configured namespace",
 			wantNamespace: "remediations",
-			wantFP:        fingerprint.ForTarget(fingerprint.Target{ClusterID: "eu-1", Kind: "Node", Name: "worker-1"}),
+			wantFP:        fingerprint.ForObject("eu-1", remediationv1alpha1.ResourceReference{APIVersion: "v1", Kind: "Node", Name: "worker-1"}),
 			wantFiring:    metav1.NewTime(received),
 		},
 		{
@@ -79,7 +94,7 @@ func TestCreateMapsTheSignal(t *testing.T) {
 				s.StartsAt = &started
 			},
 			wantNamespace: "shop",
-			wantFP:        fingerprint.ForTarget(fingerprint.Target{ClusterID: "eu-1", Namespace: "shop", Group: "apps", Kind: "Deployment", Name: "cart"}),
+			wantFP:        fingerprint.ForObject("eu-1", remediationv1alpha1.ResourceReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: "cart"}),
 			wantFiring:    started,
 		},
 		{
@@ -102,7 +117,7 @@ func TestCreateMapsTheSignal(t *testing.T) {
 			wantLegacy := ""
 			if got.Spec.TargetResource.Name != "" && tt.wantFP != fingerprint.ForKey("incident-42") {
 				r := got.Spec.TargetResource
-				wantLegacy = fingerprint.LegacyForTarget(fingerprint.Target{ClusterID: "eu-1", Namespace: r.Namespace, Kind: r.Kind, Name: r.Name})
+				wantLegacy = fingerprint.LegacyForObject("eu-1", r)
 			}
 			if got.LegacyFingerprint != wantLegacy {
 				t.Errorf("legacy fingerprint %q, want %q", got.LegacyFingerprint, wantLegacy)
@@ -112,7 +127,7 @@ func TestCreateMapsTheSignal(t *testing.T) {
 				t.Errorf("submitted %+v", got)
 			}
 			rr := obj.(runtime.CacheableObject).GetObject().(*remediationv1alpha1.RemediationRequest)
-			if rr.APIVersion != "remediation.io/v1alpha1" || rr.Kind != "RemediationRequest" || rr.Annotations[OutcomeAnnotation] != "Deduplicated" {
+			if rr.APIVersion != "remediation.io/v1alpha1" || rr.Kind != "RemediationRequest" || rr.Annotations[signalsv1.AnnotationOutcome] != "Deduplicated" {
 				t.Errorf("answer %s/%s annotations %v", rr.APIVersion, rr.Kind, rr.Annotations)
 			}
 		})
@@ -175,14 +190,12 @@ func TestEngineErrorsBecomeAPIErrors(t *testing.T) {
 		{fmt.Errorf("x: %w", dedup.ErrNameCollision), http.StatusConflict},
 		{dedup.ErrContention, http.StatusTooManyRequests},
 		{fmt.Errorf("waiting: %w", context.DeadlineExceeded), http.StatusGatewayTimeout},
-		// The server's own failures never reach the client as its 403 or 422;
-		// kube-apiserver denies it while its authorizer starts: retryable.
-		{fmt.Errorf("creating: %w", apierrors.NewForbidden(remediationv1alpha1.Resource("remediationrequests"), "x", errors.New("rbac"))), http.StatusServiceUnavailable},
-		{fmt.Errorf("updating: %w", apierrors.NewConflict(remediationv1alpha1.Resource("remediationrequests"), "x", errors.New("stale"))), http.StatusTooManyRequests},
-		{fmt.Errorf("updating: %w", apierrors.NewServiceUnavailable("etcd")), http.StatusTooManyRequests},
-		{fmt.Errorf("creating: %w", syscall.ECONNREFUSED), http.StatusServiceUnavailable},
-		{fmt.Errorf("creating: %w", io.ErrUnexpectedEOF), http.StatusServiceUnavailable},
-		{fmt.Errorf("reading: %w", timeoutError{}), http.StatusServiceUnavailable},
+		// The engine wraps kube-apiserver's retryable answers (its 403 while
+		// its authorizer starts among them) in ErrUnavailable: never the
+		// sender's 403 or 422 (pkg/dedup's TestUpstream).
+		{fmt.Errorf("creating: %w", dedup.ErrUnavailable), http.StatusServiceUnavailable},
+		{fmt.Errorf("deleting: %w", dedup.ErrPreviousBeingDeleted), http.StatusServiceUnavailable},
+		{fmt.Errorf("owner: %w", signalkey.ErrOwnerLookupFailed), http.StatusServiceUnavailable},
 		{errors.New("boom"), http.StatusInternalServerError},
 	}
 	for _, tt := range tests {
@@ -230,7 +243,7 @@ func TestNamespaceErrors(t *testing.T) {
 // failed transiently gets 503, so that its retry, which may resolve, cannot
 // count it a second time on another RemediationRequest.
 func TestKeyedSignalIsNotCountedOnAFallback(t *testing.T) {
-	pod := owner.Reference{APIVersion: "v1", Kind: "Pod", Namespace: "shop", Name: "cart-5d8f-a1"}
+	pod := remediationv1alpha1.ResourceReference{APIVersion: "v1", Kind: "Pod", Namespace: "shop", Name: "cart-5d8f-a1"}
 	failed := &stubOwners{result: owner.Result{Target: pod, FallbackReason: owner.ReasonLookupFailed, Message: "timeout"}}
 	notFound := &stubOwners{result: owner.Result{Target: pod, FallbackReason: owner.ReasonNotFound, Message: "gone"}}
 	onPod := func(key string) *signals.Signal {
@@ -240,7 +253,7 @@ func TestKeyedSignalIsNotCountedOnAFallback(t *testing.T) {
 		})
 	}
 	d := &recorder{}
-	storage := NewREST(d, Options{Owners: failed, Now: func() time.Time { return received }})
+	storage := newREST(d, options{Owners: failed, Now: func() time.Time { return received }})
 	if _, err := storage.Create(context.Background(), onPod("am/1"), nil, &metav1.CreateOptions{}); !apierrors.IsServiceUnavailable(err) {
 		t.Fatalf("keyed, lookup failed: got %v, want 503", err)
 	}
@@ -250,7 +263,7 @@ func TestKeyedSignalIsNotCountedOnAFallback(t *testing.T) {
 	if _, err := storage.Create(context.Background(), onPod(""), nil, &metav1.CreateOptions{}); err != nil {
 		t.Fatalf("unkeyed, lookup failed: %v (an unkeyed signal falls back)", err)
 	}
-	storage = NewREST(d, Options{Owners: notFound, Now: func() time.Time { return received }})
+	storage = newREST(d, options{Owners: notFound, Now: func() time.Time { return received }})
 	if _, err := storage.Create(context.Background(), onPod("am/1"), nil, &metav1.CreateOptions{}); err != nil {
 		t.Fatalf("keyed, owner not found: %v (a definite answer falls back)", err)
 	}
@@ -259,27 +272,20 @@ func TestKeyedSignalIsNotCountedOnAFallback(t *testing.T) {
 	}
 }
 
-// timeoutError is a network timeout, as net/http's "TLS handshake timeout".
-type timeoutError struct{}
-
-func (timeoutError) Error() string   { return "net/http: TLS handshake timeout" }
-func (timeoutError) Timeout() bool   { return true }
-func (timeoutError) Temporary() bool { return true }
-
 // stubOwners answers every target with result, and counts its calls.
 type stubOwners struct {
 	result owner.Result
 	calls  int
 }
 
-func (s *stubOwners) Resolve(context.Context, owner.Reference) owner.Result {
+func (s *stubOwners) Resolve(context.Context, remediationv1alpha1.ResourceReference) owner.Result {
 	s.calls++
 	return s.result
 }
 
 func TestCreateResolvesOwners(t *testing.T) {
 	pod := remediationv1alpha1.ResourceReference{APIVersion: "v1", Kind: "Pod", Namespace: "shop", Name: "cart-5d8f-a1"}
-	deployment := owner.Reference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: "cart"}
+	deployment := remediationv1alpha1.ResourceReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: "cart"}
 	onPod := func(s *signals.SignalSpec) {
 		s.Target = signals.TargetReference{APIVersion: pod.APIVersion, Kind: pod.Kind, Namespace: pod.Namespace, Name: pod.Name}
 	}
@@ -297,13 +303,13 @@ func TestCreateResolvesOwners(t *testing.T) {
 			wantTarget: remediationv1alpha1.ResourceReference(deployment), wantSignal: &pod,
 		},
 		{
-			name: "its own answer", spec: onPod, result: owner.Result{Target: owner.Reference(pod)}, wantCalls: 1,
+			name: "its own answer", spec: onPod, result: owner.Result{Target: pod}, wantCalls: 1,
 			wantTarget: pod,
 		},
 		{
 			name: "fallback recorded", spec: onPod, wantCalls: 1, wantTarget: pod,
-			result:          owner.Result{Target: owner.Reference(pod), FallbackReason: owner.ReasonLookupFailed, Message: "reading Pod shop/cart-5d8f-a1: timeout"},
-			wantAnnotations: map[string]string{OwnerResolutionAnnotation: "LookupFailed: reading Pod shop/cart-5d8f-a1: timeout"},
+			result:          owner.Result{Target: pod, FallbackReason: owner.ReasonLookupFailed, Message: "reading Pod shop/cart-5d8f-a1: timeout"},
+			wantAnnotations: map[string]string{signalsv1.AnnotationOwnerResolution: "LookupFailed: reading Pod shop/cart-5d8f-a1: timeout"},
 		},
 		{
 			name:   "sender's fingerprint: not resolved",
@@ -314,7 +320,7 @@ func TestCreateResolvesOwners(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d, owners := &recorder{}, &stubOwners{result: tt.result}
-			storage := NewREST(d, Options{ClusterID: "eu-1", Owners: owners, Now: func() time.Time { return received }})
+			storage := newREST(d, options{ClusterID: "eu-1", Owners: owners, Now: func() time.Time { return received }})
 			if _, err := storage.Create(context.Background(), signal(tt.spec), nil, &metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
@@ -333,7 +339,7 @@ func TestCreateResolvesOwners(t *testing.T) {
 			}
 			wantFP := fingerprint.ForKey("incident-42")
 			if tt.wantCalls > 0 {
-				wantFP = fingerprint.ForTarget(fingerprint.Target{ClusterID: "eu-1", Namespace: tt.wantTarget.Namespace, Group: groupOf(tt.wantTarget.APIVersion), Kind: tt.wantTarget.Kind, Name: tt.wantTarget.Name})
+				wantFP = fingerprint.ForObject("eu-1", tt.wantTarget)
 			}
 			if got.Fingerprint != wantFP || got.Spec.SignalFingerprint != wantFP {
 				t.Errorf("fingerprint %s, want %s", got.Fingerprint, wantFP)

@@ -1,4 +1,4 @@
-package signal
+package registry
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
+	"github.com/signal-apiserver/signal-apiserver/pkg/apistatus"
 )
 
 // SignalVerb is the verb the storage authorizes, on remediationrequests in
@@ -41,47 +42,74 @@ func signalAttributes(u user.Info, namespace string) authorizer.AttributesRecord
 	}
 }
 
-// Authorize checks, before anything is read or written, that the requesting
-// user may signal about the namespace where the signal's RemediationRequest
-// would live (else 403 Forbidden), and that the namespace is managed (else
-// 422 on spec.target.namespace, which senders do not retry). The
-// Alertmanager storage checks every alert through it.
-func (r *REST) Authorize(ctx context.Context, sig *signals.Signal) error {
-	namespace := r.namespaceOf(sig.Spec.Target)
-	if r.opts.Authorizer != nil {
-		if err := r.authorize(ctx, namespace, sig.Spec.Target.Namespace == ""); err != nil {
+// Authorizer decides whether a user may do something; the server's
+// delegated authorizer (SubjectAccessReview through kube-apiserver, with
+// cached decisions) is the implementation.
+type Authorizer interface {
+	Authorize(ctx context.Context, a authorizer.Attributes) (authorizer.Decision, string, error)
+}
+
+// NamespaceGate says in which namespaces RemediationRequests may be opened;
+// *ManagedNamespaces is the implementation.
+type NamespaceGate interface {
+	// Managed reports whether namespace is one; an error means the gate
+	// cannot tell yet.
+	Managed(namespace string) (bool, error)
+	// String describes the gate for messages, e.g. the label selector.
+	String() string
+}
+
+// Gate is what a signal must pass, after validation and before anything is
+// read or written: its sender's permission to signal about the namespace
+// where its RemediationRequest would live, and that namespace being managed.
+type Gate struct {
+	// Authorizer decides whether the requesting user may signal about a
+	// namespace (SignalVerb); nil allows every user, for tests only.
+	Authorizer Authorizer
+	// Namespaces are the namespaces RemediationRequests may be opened in;
+	// nil means all.
+	Namespaces NamespaceGate
+}
+
+// Check lets a signal about target, whose RemediationRequest would live in
+// namespace, through: 403 Forbidden if the requesting user may not signal
+// about namespace, 422 on spec.target.namespace (which senders do not
+// retry) if the namespace is not managed.
+func (g *Gate) Check(ctx context.Context, namespace string, target signals.TargetReference) error {
+	if g.Authorizer != nil {
+		if err := g.authorize(ctx, namespace, target.Namespace == ""); err != nil {
 			return err
 		}
 	}
-	if r.opts.Namespaces == nil {
+	if g.Namespaces == nil {
 		return nil
 	}
-	managed, err := r.opts.Namespaces.Managed(namespace)
+	managed, err := g.Namespaces.Managed(namespace)
 	if err != nil {
-		return serviceUnavailable(err)
+		return apistatus.ServiceUnavailable(err)
 	}
 	if managed {
 		return nil
 	}
 	denials.WithLabelValues(denialNotManaged).Inc()
-	return r.notManaged(sig, namespace)
+	return g.notManaged(target, namespace)
 }
 
-func (r *REST) authorize(ctx context.Context, namespace string, clusterScoped bool) error {
+func (g *Gate) authorize(ctx context.Context, namespace string, clusterScoped bool) error {
 	u, ok := genericapirequest.UserFrom(ctx)
 	if !ok {
 		denials.WithLabelValues(denialForbidden).Inc()
 		return apierrors.NewForbidden(remediationv1alpha1.Resource("remediationrequests"), "", errors.New("the request has no user"))
 	}
 	attrs := signalAttributes(u, namespace)
-	decision, reason, err := r.opts.Authorizer.Authorize(ctx, attrs)
+	decision, reason, err := g.Authorizer.Authorize(ctx, attrs)
 	switch {
 	case decision == authorizer.DecisionAllow:
 		return nil
 	case err != nil:
 		// No decision: kube-apiserver did not answer the
 		// SubjectAccessReview. The server's problem, worth a retry.
-		return serviceUnavailable(fmt.Errorf("authorizing user %q to signal about namespace %q: %w", u.GetName(), namespace, err))
+		return apistatus.ServiceUnavailable(fmt.Errorf("authorizing user %q to signal about namespace %q: %w", u.GetName(), namespace, err))
 	}
 	denials.WithLabelValues(denialForbidden).Inc()
 	hint := fmt.Sprintf("a signal opens and counts RemediationRequests in namespace %q, which needs verb %q on remediationrequests.remediation.io there (for example a RoleBinding to ClusterRole signal-namespace-sender)", namespace, SignalVerb)
@@ -96,22 +124,12 @@ func (r *REST) authorize(ctx context.Context, namespace string, clusterScoped bo
 
 // notManaged is the answer for a signal about a namespace outside the
 // NamespaceGate: the sender's input, like a namespace that does not exist.
-func (r *REST) notManaged(sig *signals.Signal, namespace string) error {
-	msg := fmt.Sprintf("namespace %q is not managed by signal-apiserver (its labels do not match --namespace-selector=%s): no RemediationRequest is opened or counted in it", namespace, r.opts.Namespaces)
+func (g *Gate) notManaged(target signals.TargetReference, namespace string) error {
+	msg := fmt.Sprintf("namespace %q is not managed by signal-apiserver (its labels do not match --namespace-selector=%s): no RemediationRequest is opened or counted in it", namespace, g.Namespaces)
 	err := field.Invalid(field.NewPath("spec", "target", "namespace"), namespace, msg)
-	if sig.Spec.Target.Namespace == "" {
-		msg = fmt.Sprintf("signals about cluster-scoped objects open their RemediationRequests in namespace %q (--cluster-scoped-namespace), which is not managed (its labels do not match --namespace-selector=%s)", namespace, r.opts.Namespaces)
-		err = field.Invalid(field.NewPath("spec", "target", "kind"), sig.Spec.Target.Kind, msg)
+	if target.Namespace == "" {
+		msg = fmt.Sprintf("signals about cluster-scoped objects open their RemediationRequests in namespace %q (--cluster-scoped-namespace), which is not managed (its labels do not match --namespace-selector=%s)", namespace, g.Namespaces)
+		err = field.Invalid(field.NewPath("spec", "target", "kind"), target.Kind, msg)
 	}
 	return apierrors.NewInvalid(signals.Kind("Signal"), "", field.ErrorList{err})
-}
-
-// namespaceOf is the namespace of the RemediationRequests of signals about
-// target: its own, or --cluster-scoped-namespace for cluster-scoped objects.
-// Owner resolution never leaves the target's namespace.
-func (r *REST) namespaceOf(target signals.TargetReference) string {
-	if target.Namespace == "" {
-		return r.opts.ClusterScopedNamespace
-	}
-	return target.Namespace
 }

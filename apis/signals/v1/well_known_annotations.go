@@ -1,0 +1,25 @@
+package v1
+
+// AnnotationOutcome is set on the RemediationRequest a Signal is answered
+// with, and never stored: what the signal did, one of the Outcome values.
+const AnnotationOutcome = "signals.remediation.io/outcome"
+
+// The values of AnnotationOutcome.
+const (
+	// OutcomeCreated: the signal opened a new RemediationRequest.
+	OutcomeCreated = "Created"
+	// OutcomeDeduplicated: the signal was counted on an active one.
+	OutcomeDeduplicated = "Deduplicated"
+	// OutcomeAlreadyCounted: a firing signal whose idempotency key was
+	// counted before on the active one; it was not counted again.
+	OutcomeAlreadyCounted = "AlreadyCounted"
+	// OutcomeResolved: a Resolved signal set lastResolvedAt on the active
+	// one.
+	OutcomeResolved = "Resolved"
+)
+
+// AnnotationOwnerResolution is set on a RemediationRequest opened by a
+// signal whose target could not be resolved to its top-level controller:
+// "<reason>: <message>" (reasons NotFound, UIDMismatch, LookupFailed,
+// TooDeep). The RemediationRequest is then about the target itself.
+const AnnotationOwnerResolution = "signals.remediation.io/owner-resolution"

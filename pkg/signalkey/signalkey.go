@@ -1,0 +1,132 @@
+// Package signalkey decides which signals are the same problem: the
+// namespace and fingerprint a Signal is deduplicated under, and the
+// RemediationRequest it opens when its problem has none. Both storages
+// (Signals and Alertmanager notifications) and the benchmark go through it;
+// pkg/dedup then does the counting.
+//
+// A signal without its own spec.fingerprint is fingerprinted by its
+// target's top-level controller (pkg/owner), so that every signal about one
+// workload lands on one RemediationRequest; docs/dedup.md has the rules.
+package signalkey
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
+	"github.com/signal-apiserver/signal-apiserver/apis/signals"
+	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
+	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
+	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
+	"github.com/signal-apiserver/signal-apiserver/pkg/owner"
+)
+
+// ErrOwnerLookupFailed means the owner of a keyed signal's target could not
+// be looked up just now: such a signal is not counted on a fallback
+// RemediationRequest about the target, which its retry, resolving, would
+// not pick (the key is scoped to one RemediationRequest). Try later.
+var ErrOwnerLookupFailed = errors.New("the owner of the target could not be looked up")
+
+// OwnerResolver resolves a signal's target to its top-level controller;
+// *owner.Resolver is the implementation. It never fails: a failed resolution
+// answers with the target itself and a fallback reason.
+type OwnerResolver interface {
+	Resolve(ctx context.Context, target remediationv1alpha1.ResourceReference) owner.Result
+}
+
+// Policy is how signals are keyed.
+type Policy struct {
+	// ClusterID goes into default fingerprints (--cluster-id).
+	ClusterID string
+	// ClusterScopedNamespace holds the RemediationRequests of signals about
+	// cluster-scoped objects (--cluster-scoped-namespace).
+	ClusterScopedNamespace string
+	// Owners resolves the targets of signals without their own fingerprint;
+	// nil leaves every target as its sender named it (--resolve-owners).
+	Owners OwnerResolver
+	// Now is the clock; time.Now if nil.
+	Now func() time.Time
+}
+
+// Namespace is where the RemediationRequests of signals about target live:
+// its own namespace, or ClusterScopedNamespace for a cluster-scoped object.
+// Owner resolution never leaves the target's namespace.
+func (p *Policy) Namespace(target signals.TargetReference) string {
+	if target.Namespace == "" {
+		return p.ClusterScopedNamespace
+	}
+	return target.Namespace
+}
+
+// Fingerprint is the fingerprint of signals about target that carry no
+// spec.fingerprint of their own, when target is its own top-level
+// controller (a Deployment, say): what Key gives them without a lookup.
+func (p *Policy) Fingerprint(target signals.TargetReference) string {
+	return fingerprint.ForObject(p.ClusterID, remediationv1alpha1.ResourceReference(target))
+}
+
+// Key returns the engine's signal for sig, a validated Signal: where its
+// RemediationRequest lives, its fingerprint (and the one versions before the
+// API group was part of it gave it), and the RemediationRequest it opens.
+// Dry-run resolves owners too, so that it answers with the
+// RemediationRequest a real signal would find. The error is
+// ErrOwnerLookupFailed, wrapped.
+func (p *Policy) Key(ctx context.Context, sig *signals.Signal, dryRun bool) (dedup.Signal, error) {
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	received := metav1.NewTime(now())
+	spec := &sig.Spec
+	firing := received
+	if spec.StartsAt != nil {
+		firing = *spec.StartsAt
+	}
+	target := remediationv1alpha1.ResourceReference(spec.Target)
+	resolved := target
+	var annotations map[string]string
+	fp, legacyFP := fingerprint.ForKey(spec.Fingerprint), ""
+	if spec.Fingerprint == "" {
+		if p.Owners != nil {
+			res := p.Owners.Resolve(ctx, target)
+			if res.FallbackReason == owner.ReasonLookupFailed && spec.IdempotencyKey != "" {
+				return dedup.Signal{}, fmt.Errorf("%w: %s %s/%s: %s", ErrOwnerLookupFailed, target.Kind, target.Namespace, target.Name, res.Message)
+			}
+			resolved = res.Target
+			if res.FallbackReason != "" {
+				annotations = map[string]string{signalsv1.AnnotationOwnerResolution: res.FallbackReason + ": " + res.Message}
+			}
+		}
+		fp, legacyFP = fingerprint.ForObject(p.ClusterID, resolved), fingerprint.LegacyForObject(p.ClusterID, resolved)
+	}
+	var signalTarget *remediationv1alpha1.ResourceReference
+	if resolved != target {
+		signalTarget = &target
+	}
+	return dedup.Signal{
+		Namespace:         p.Namespace(spec.Target),
+		Fingerprint:       fp,
+		LegacyFingerprint: legacyFP,
+		Resolved:          spec.Status == signals.SignalStatusResolved,
+		ReceivedAt:        received.Time,
+		DryRun:            dryRun,
+		IdempotencyKey:    spec.IdempotencyKey,
+		Annotations:       annotations,
+		Spec: remediationv1alpha1.RemediationRequestSpec{
+			SignalFingerprint: fp,
+			SignalName:        spec.Name,
+			SignalSource:      spec.Source,
+			Severity:          spec.Severity,
+			TargetResource:    resolved,
+			SignalTarget:      signalTarget,
+			SignalLabels:      spec.Labels,
+			SignalAnnotations: spec.Annotations,
+			FiringTime:        firing,
+			ReceivedTime:      received,
+		},
+	}, nil
+}
