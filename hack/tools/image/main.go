@@ -268,7 +268,7 @@ func writeArchive(path string, img v1.Image, ref, arch string, mtime time.Time) 
 			Platform:  &v1.Platform{OS: "linux", Architecture: arch},
 			Annotations: map[string]string{
 				// containerd names an imported image after this.
-				"io.containerd.image.name":         containerdName(ref),
+				"io.containerd.image.name":          containerdName(ref),
 				"org.opencontainers.image.ref.name": tag,
 			},
 		}},
