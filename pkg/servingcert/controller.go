@@ -331,6 +331,15 @@ func (c *Controller) syncCABundles(ctx context.Context, cas *authorities) (hosts
 			if sameCertificates(svc.Spec.CABundle, trusted) && !svc.Spec.InsecureSkipTLSVerify {
 				return nil
 			}
+			// Never write a bundle from a Secret another replica has changed
+			// since: it could drop a CA that replica just added.
+			latest, err := c.secrets.Secrets(cas.secret.Namespace).Get(ctx, cas.secret.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if latest.ResourceVersion != cas.secret.ResourceVersion {
+				return errSecretChanged
+			}
 			svc.Spec.CABundle = bundle
 			// A caBundle is refused beside insecureSkipTLSVerify, which
 			// this controller exists to replace.
@@ -351,6 +360,10 @@ func (c *Controller) syncCABundles(ctx context.Context, cas *authorities) (hosts
 	slices.Sort(hosts)
 	return hosts, allTrustNext, nil
 }
+
+// errSecretChanged ends a sync that read the CA Secret before another
+// replica changed it; the next sync starts from the new Secret.
+var errSecretChanged = errors.New("the CA secret changed during the sync")
 
 func bundleContains(bundle []byte, c *x509.Certificate) bool {
 	if len(bundle) == 0 {

@@ -3,13 +3,16 @@ package servingcert
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 	certutil "k8s.io/client-go/util/cert"
 	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	aggregatorfake "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset/fake"
@@ -307,4 +310,25 @@ func keys(m map[string][]byte) []string {
 		ks = append(ks, k)
 	}
 	return ks
+}
+
+// TestNoBundleFromAChangedSecret: a replica whose Secret changed while it
+// synced (another replica rotated) writes nothing into the APIService.
+func TestNoBundleFromAChangedSecret(t *testing.T) {
+	f := newFixture(t, emptySecret(), false)
+	f.aggregator.PrependReactor("get", "apiservices", func(clienttesting.Action) (bool, runtime.Object, error) {
+		s := f.secret(t)
+		s.ResourceVersion = "changed-by-another-replica"
+		if _, err := f.core.CoreV1().Secrets(testNamespace).Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return false, nil, nil
+	})
+	err := f.controller(testOptions).RunOnce(context.Background())
+	if !errors.Is(err, errSecretChanged) {
+		t.Fatalf("got %v; want %v", err, errSecretChanged)
+	}
+	if svc := f.apiService(t); len(svc.Spec.CABundle) != 0 {
+		t.Fatal("wrote a caBundle from a Secret that had changed")
+	}
 }
