@@ -11,6 +11,7 @@ ETCD_VERSION   ?= v3.7.0
 CONTROL_PLANE  := $(BIN_DIR)/control-plane/kube-$(KUBE_VERSION)-etcd-$(ETCD_VERSION)
 ALERTMANAGER_VERSION ?= v0.35.0
 ALERTMANAGER   := $(BIN_DIR)/alertmanager-$(ALERTMANAGER_VERSION)/alertmanager
+CLUSTER_COMPONENTS := $(BIN_DIR)/cluster/kube-$(KUBE_VERSION)
 GINKGO_FLAGS   ?=
 BENCH_FLAGS    ?=
 
@@ -30,6 +31,17 @@ help: ## Show this help.
 run: build control-plane ## Start a local control plane with signal-apiserver registered (Ctrl-C stops it).
 	go run ./hack/local-up --bin-dir "$(CONTROL_PLANE)" --server-binary "$(SERVER_BINARY)"
 
+##@ Cluster
+
+.PHONY: cluster
+cluster: control-plane cluster-components alertmanager cluster-deps ## Run a single-node cluster with signal-apiserver installed from its images; prints `export KUBECONFIG=...` (Ctrl-C tears it down).
+	hack/build-images.sh --e2e >/dev/null
+	go run ./hack/cluster --control-plane "$(CONTROL_PLANE)" --components "$(CLUSTER_COMPONENTS)"
+
+.PHONY: cluster-deps
+cluster-deps: ## Install the Debian packages the cluster needs (containerd, runc, CNI plugins, iptables, conntrack), if missing.
+	hack/cluster-deps.sh
+
 ##@ Build
 
 .PHONY: build
@@ -45,6 +57,14 @@ control-plane: ## Build kube-apiserver, kubectl and etcd from Go modules once, i
 alertmanager: ## Build Alertmanager for the integration tests from its Go module once, into bin/alertmanager-<version>/.
 	hack/build-alertmanager.sh >/dev/null
 
+.PHONY: image
+image: ## Build OCI image archives of signal-apiserver and signal-event-source into bin/images/, offline and reproducibly (IMAGE_REGISTRY=... names them).
+	hack/build-images.sh
+
+.PHONY: cluster-components
+cluster-components: ## Build kubelet, kube-controller-manager, kube-scheduler and kube-proxy from Go modules once, into bin/cluster/.
+	hack/build-cluster-components.sh >/dev/null
+
 .PHONY: generate
 generate: ## Regenerate deepcopy, conversion, defaults, clients, OpenAPI and the CRD.
 	hack/update-codegen.sh
@@ -55,7 +75,13 @@ generate: ## Regenerate deepcopy, conversion, defaults, clients, OpenAPI and the
 test: build control-plane alertmanager ## Run unit tests and the integration suites against a real kube-apiserver, etcd and Alertmanager.
 	go test ./apis/... ./pkg/... ./cmd/... -count=1
 	KUBEBUILDER_ASSETS="$(CONTROL_PLANE)" SIGNAL_APISERVER_BINARY="$(SERVER_BINARY)" ALERTMANAGER_BINARY="$(ALERTMANAGER)" \
-		SIGNAL_EVENT_SOURCE_BINARY="$(EVENT_SOURCE_BINARY)" go test ./test/... -count=1 -timeout 30m $(if $(GINKGO_FLAGS),-args $(GINKGO_FLAGS))
+		SIGNAL_EVENT_SOURCE_BINARY="$(EVENT_SOURCE_BINARY)" go test $$(go list ./test/... | grep -v /test/e2e) -count=1 -timeout 30m $(if $(GINKGO_FLAGS),-args $(GINKGO_FLAGS))
+
+.PHONY: e2e
+e2e: control-plane cluster-components alertmanager cluster-deps ## Bring up the single-node cluster, install from the images, run the e2e suite (test/e2e) and tear it all down.
+	hack/build-images.sh --e2e >/dev/null
+	go run ./hack/cluster --control-plane "$(CONTROL_PLANE)" --components "$(CLUSTER_COMPONENTS)" -- \
+		go test ./test/e2e -count=1 -timeout 60m -v $(if $(GINKGO_FLAGS),-args $(GINKGO_FLAGS))
 
 .PHONY: bench
 bench: build control-plane ## Benchmark signal-apiserver against its limits and the gateway algorithm (quick: BENCH_FLAGS="--scale 0.1").

@@ -7,7 +7,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ALERTMANAGER_VERSION=${ALERTMANAGER_VERSION:-v0.35.0}
 OUT="${ROOT}/bin/alertmanager-${ALERTMANAGER_VERSION}"
 
-if [[ -x "${OUT}/alertmanager" ]]; then
+# Static (CGO_ENABLED=0): the same binary runs here and in the e2e suite's
+# Alertmanager image, which has no libc. An older dynamic build is replaced.
+if [[ -x "${OUT}/alertmanager" ]] && go version -m "${OUT}/alertmanager" | grep -q 'CGO_ENABLED=0'; then
 	echo "${OUT}/alertmanager"
 	exit 0
 fi
@@ -34,7 +36,7 @@ chmod -R u+w "${work}"
 mkdir -p "${work}/ui/app/dist/elm" "${work}/ui/app/dist/mantine"
 echo 'The web UI is not built into this binary.' >"${work}/ui/app/dist/elm/index.html"
 cp "${work}/ui/app/dist/elm/index.html" "${work}/ui/app/dist/mantine/index.html"
-(cd "${work}" && go build -trimpath -ldflags "-s -w" -o "${OUT}.tmp/alertmanager" ./cmd/alertmanager)
+(cd "${work}" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "${OUT}.tmp/alertmanager" ./cmd/alertmanager)
 rm -rf "${work}"
 rm -rf "${OUT}"
 mv "${OUT}.tmp" "${OUT}"

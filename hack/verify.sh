@@ -19,12 +19,13 @@ fi
 
 echo "go vet"
 go vet ./... || status=1
+(cd hack/tools/image && go vet ./...) || status=1
 
 echo "go mod tidy"
-for dir in . hack/tools hack/tools/alertmanager; do
+for dir in . hack/tools hack/tools/alertmanager hack/tools/image; do
 	(cd "${dir}" && go mod tidy)
 done
-if ! git diff --exit-code -- go.mod go.sum hack/tools/go.mod hack/tools/go.sum hack/tools/alertmanager/go.mod hack/tools/alertmanager/go.sum; then
+if ! git diff --exit-code -- go.mod go.sum hack/tools/go.mod hack/tools/go.sum hack/tools/alertmanager/go.mod hack/tools/alertmanager/go.sum hack/tools/image/go.mod hack/tools/image/go.sum; then
 	echo "go.mod or go.sum was not tidy: commit the result of 'go mod tidy'" >&2
 	status=1
 fi

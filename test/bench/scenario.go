@@ -11,8 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
-	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
+	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/pkg/signalkey"
 )
 

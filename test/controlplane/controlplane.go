@@ -100,8 +100,8 @@ type ControlPlane struct {
 }
 
 // Start starts etcd and kube-apiserver, configured for API aggregation,
-// installs the CRDs from artifacts/crd and the Namespace, ServiceAccount and
-// RBAC from artifacts/deploy, and writes kubeconfigs for an admin and for
+// installs the CRDs from artifacts/crd and the Namespace, ServiceAccount,
+// RBAC and (empty) serving CA Secret from artifacts/deploy, and writes kubeconfigs for an admin and for
 // signal-apiserver. ctx bounds the start-up only.
 func Start(ctx context.Context, o Options) (_ *ControlPlane, retErr error) {
 	o, err := o.complete()
@@ -199,7 +199,7 @@ func Start(ctx context.Context, o Options) (_ *ControlPlane, retErr error) {
 		return nil, err
 	}
 	if err := c.applyFiles(ctx, filepath.Join(o.RepoRoot, "artifacts", "deploy"),
-		"namespace.yaml", "serviceaccount.yaml", "rbac.yaml", "policy.yaml"); err != nil {
+		"namespace.yaml", "serviceaccount.yaml", "rbac.yaml", "policy.yaml", "servingcert.yaml"); err != nil {
 		return nil, err
 	}
 

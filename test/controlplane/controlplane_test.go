@@ -110,7 +110,7 @@ func TestControlPlane(t *testing.T) {
 		}
 	})
 
-	t.Run("signal-apiserver's RBAC is exactly artifacts/deploy/rbac.yaml", func(t *testing.T) {
+	t.Run("signal-apiserver's RBAC is exactly artifacts/deploy/rbac.yaml and servingcert.yaml", func(t *testing.T) {
 		for _, tc := range []struct {
 			attrs authorizationv1.ResourceAttributes
 			want  bool
@@ -148,6 +148,17 @@ func TestControlPlane(t *testing.T) {
 			{authorizationv1.ResourceAttributes{Group: "apps", Resource: "daemonsets", Verb: "get", Namespace: "default"}, false},
 			{authorizationv1.ResourceAttributes{Group: "batch", Resource: "cronjobs", Verb: "get", Namespace: "default"}, false},
 			{authorizationv1.ResourceAttributes{Resource: "pods", Subresource: "log", Verb: "get", Namespace: "default"}, false},
+			// servingcert.yaml: the one Secret and the one APIService, by name.
+			{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "get", Namespace: ServerNamespace, Name: "signal-apiserver-serving-ca"}, true},
+			{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "update", Namespace: ServerNamespace, Name: "signal-apiserver-serving-ca"}, true},
+			{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "get", Namespace: ServerNamespace, Name: "other"}, false},
+			{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "list", Namespace: ServerNamespace}, false},
+			{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "create", Namespace: ServerNamespace}, false},
+			{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "delete", Namespace: ServerNamespace, Name: "signal-apiserver-serving-ca"}, false},
+			{authorizationv1.ResourceAttributes{Group: "apiregistration.k8s.io", Resource: "apiservices", Verb: "update", Name: APIServiceName}, true},
+			{authorizationv1.ResourceAttributes{Group: "apiregistration.k8s.io", Resource: "apiservices", Verb: "update", Name: "v1.apps"}, false},
+			{authorizationv1.ResourceAttributes{Group: "apiregistration.k8s.io", Resource: "apiservices", Verb: "create"}, false},
+			{authorizationv1.ResourceAttributes{Group: "apiregistration.k8s.io", Resource: "apiservices", Verb: "delete", Name: APIServiceName}, false},
 		} {
 			sar, err := core.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
 				Spec: authorizationv1.SubjectAccessReviewSpec{User: ServerUser, Groups: ServerGroups, ResourceAttributes: &tc.attrs},
@@ -167,8 +178,9 @@ func TestControlPlane(t *testing.T) {
 		// system:public-info-viewer), as kubectl prints them: resources,
 		// non-resource URLs, resource names, verbs, with runs of spaces
 		// collapsed, in namespace default (the kube-system RoleBinding is
-		// checked by the SubjectAccessReview subtest). Update this list with
-		// rbac.yaml.
+		// checked by the SubjectAccessReview subtest; the Secret rule of
+		// servingcert.yaml is namespaced). Update this list with rbac.yaml and
+		// servingcert.yaml.
 		want := []string{
 			"selfsubjectreviews.authentication.k8s.io [] [] [create]",
 			"tokenreviews.authentication.k8s.io [] [] [create]",
@@ -177,6 +189,7 @@ func TestControlPlane(t *testing.T) {
 			"subjectaccessreviews.authorization.k8s.io [] [] [create]",
 			"remediationrequests.remediation.io [] [] [get list watch create delete]",
 			"clustertrustbundles.certificates.k8s.io [] [] [get list watch]",
+			"apiservices.apiregistration.k8s.io [] [v1.signals.remediation.io] [get update]",
 			"[/.well-known/openid-configuration/] [] [get]",
 			"[/.well-known/openid-configuration] [] [get]",
 			"[/api/*] [] [get]",

@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -34,7 +36,9 @@ type Server struct {
 	// Port is the port it serves HTTPS on, on 127.0.0.1.
 	Port int
 	// CABundle is the PEM CA that signed its serving certificate, which is
-	// valid for localhost, 127.0.0.1 and signal-apiserver.signal-apiserver.svc.
+	// valid for localhost, 127.0.0.1 and signal-apiserver.signal-apiserver.svc;
+	// nil for a server started with --serving-ca-secret, which keeps its own
+	// CA and writes it into the APIService.
 	CABundle []byte
 	// LogPath is the file its stdout and stderr go to.
 	LogPath string
@@ -98,14 +102,20 @@ func (c *ControlPlane) startServer(name string, port int, extraArgs []string) (*
 	args := []string{
 		"--secure-port=" + strconv.Itoa(port),
 		"--bind-address=127.0.0.1",
-		"--tls-cert-file=" + c.pki.path("serving.crt"),
-		"--tls-private-key-file=" + c.pki.path("serving.key"),
-		"--kubeconfig=" + c.serverKubeconfig,
-		"--authentication-kubeconfig=" + c.serverKubeconfig,
-		"--authorization-kubeconfig=" + c.serverKubeconfig,
-		"--cluster-scoped-namespace=" + ServerNamespace,
-		"--v=2",
 	}
+	if slices.ContainsFunc(extraArgs, func(a string) bool { return strings.HasPrefix(a, "--serving-ca-secret") }) {
+		// The server issues its own certificate from the CA it keeps.
+		s.CABundle = nil
+	} else {
+		args = append(args, "--tls-cert-file="+c.pki.path("serving.crt"), "--tls-private-key-file="+c.pki.path("serving.key"))
+	}
+	args = append(args,
+		"--kubeconfig="+c.serverKubeconfig,
+		"--authentication-kubeconfig="+c.serverKubeconfig,
+		"--authorization-kubeconfig="+c.serverKubeconfig,
+		"--cluster-scoped-namespace="+ServerNamespace,
+		"--v=2",
+	)
 	s.cmd = exec.Command(c.opts.ServerBinary, append(args, extraArgs...)...)
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log

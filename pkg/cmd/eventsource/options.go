@@ -27,6 +27,7 @@ import (
 
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
 	"github.com/signal-apiserver/signal-apiserver/pkg/eventsource"
+	"github.com/signal-apiserver/signal-apiserver/pkg/version"
 )
 
 // Options are the flags of signal-event-source.
@@ -119,12 +120,13 @@ func (o *Options) Validate() error {
 
 // Run watches Events and serves health and metrics until ctx ends.
 func (o *Options) Run(ctx context.Context) error {
+	klog.InfoS("Starting signal-event-source", "version", version.Get())
 	restConfig, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
 	if err != nil {
 		return fmt.Errorf("loading the kubeconfig: %w", err)
 	}
 	restConfig.QPS, restConfig.Burst = o.KubeAPIQPS, o.KubeAPIBurst
-	restConfig.UserAgent = "signal-event-source"
+	restConfig.UserAgent = "signal-event-source/" + version.Get().Version
 	kube, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
 		return err

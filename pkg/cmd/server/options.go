@@ -21,7 +21,7 @@ import (
 	"k8s.io/component-base/logs"
 	logsapi "k8s.io/component-base/logs/api/v1"
 	"k8s.io/component-base/term"
-	"k8s.io/component-base/version"
+	"k8s.io/klog/v2"
 	netutils "k8s.io/utils/net"
 
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
@@ -32,6 +32,7 @@ import (
 	"github.com/signal-apiserver/signal-apiserver/pkg/registry"
 	alertmanagerregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/alertmanager"
 	"github.com/signal-apiserver/signal-apiserver/pkg/signalkey"
+	"github.com/signal-apiserver/signal-apiserver/pkg/version"
 )
 
 // Options are the flags of signal-apiserver.
@@ -63,6 +64,12 @@ type Options struct {
 	// request. Members of system:masters are never turned away.
 	MaxRequestsInFlight         int
 	MaxMutatingRequestsInFlight int
+	// ServingCert keeps the serving certificate in-cluster
+	// (--serving-ca-secret).
+	ServingCert *ServingCertOptions
+	// ShutdownDelay is how long the server keeps serving after SIGTERM,
+	// with /readyz failing, so that endpoints drop it before it stops.
+	ShutdownDelay time.Duration
 
 	// Derived by Complete.
 	targetRules       []alertmanagerregistry.TargetRule
@@ -94,6 +101,7 @@ func NewOptions() *Options {
 		AlertmanagerTargetLabels:    alertmanagerregistry.DefaultTargetRules,
 		MaxRequestsInFlight:         400,
 		MaxMutatingRequestsInFlight: 200,
+		ServingCert:                 NewServingCertOptions(),
 	}
 	o.RecommendedOptions.Etcd = nil
 	o.RecommendedOptions.Features.EnablePriorityAndFairness = false
@@ -125,6 +133,9 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 		"Maximum number of non-mutating requests in flight; further ones get 429 with Retry-After. Zero disables the limit.")
 	fs.IntVar(&o.MaxMutatingRequestsInFlight, "max-mutating-requests-inflight", o.MaxMutatingRequestsInFlight,
 		"Maximum number of mutating requests, signals among them, in flight; further ones get 429 with Retry-After. Zero disables the limit.")
+	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay-duration", o.ShutdownDelay,
+		"After SIGTERM, keep serving this long with /readyz failing before the listener closes, so that Service endpoints and kube-apiserver's aggregator stop routing here first. Keep the Pod's terminationGracePeriodSeconds above it.")
+	o.ServingCert.AddFlags(fss.FlagSet("serving certificate"))
 	return fss
 }
 
@@ -163,6 +174,10 @@ func (o *Options) Validate() error {
 	if o.MaxRequestsInFlight < 0 || o.MaxMutatingRequestsInFlight < 0 {
 		errs = append(errs, fmt.Errorf("--max-requests-inflight and --max-mutating-requests-inflight must not be negative"))
 	}
+	if o.ShutdownDelay < 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-delay-duration must not be negative"))
+	}
+	errs = append(errs, o.ServingCert.Validate(o.RecommendedOptions.SecureServing.ServerCert.CertKey.CertFile)...)
 	if err := logsapi.ValidateAndApply(o.Logs, nil); err != nil {
 		errs = append(errs, err)
 	}
@@ -171,9 +186,11 @@ func (o *Options) Validate() error {
 
 // Config builds the server configuration from the options.
 func (o *Options) Config() (*apiserver.Config, error) {
-	if err := o.RecommendedOptions.SecureServing.MaybeDefaultWithSelfSignedCerts(
-		"localhost", nil, []net.IP{netutils.ParseIPSloppy("127.0.0.1")}); err != nil {
-		return nil, fmt.Errorf("creating self-signed certificates: %w", err)
+	if !o.ServingCert.Enabled() {
+		if err := o.RecommendedOptions.SecureServing.MaybeDefaultWithSelfSignedCerts(
+			"localhost", nil, []net.IP{netutils.ParseIPSloppy("127.0.0.1")}); err != nil {
+			return nil, fmt.Errorf("creating self-signed certificates: %w", err)
+		}
 	}
 
 	serverConfig := genericapiserver.NewRecommendedConfig(apiserver.Codecs)
@@ -183,18 +200,22 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	namer := openapinamer.NewDefinitionNamer(apiserver.Scheme)
 	serverConfig.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(generatedopenapi.GetOpenAPIDefinitions, namer)
 	serverConfig.OpenAPIConfig.Info.Title = "signal-apiserver"
-	serverConfig.OpenAPIConfig.Info.Version = version.Get().GitVersion
+	serverConfig.OpenAPIConfig.Info.Version = version.Get().Version
 	serverConfig.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(generatedopenapi.GetOpenAPIDefinitions, namer)
 	serverConfig.OpenAPIV3Config.Info.Title = "signal-apiserver"
-	serverConfig.OpenAPIV3Config.Info.Version = version.Get().GitVersion
+	serverConfig.OpenAPIV3Config.Info.Version = version.Get().Version
 	// A Signal is small; a body this large is a mistake or an attack (413).
 	serverConfig.MaxRequestBodyBytes = 512 << 10
 	// With API Priority and Fairness off, k8s.io/apiserver's max-in-flight
 	// filter enforces these.
 	serverConfig.MaxRequestsInFlight = o.MaxRequestsInFlight
 	serverConfig.MaxMutatingRequestsInFlight = o.MaxMutatingRequestsInFlight
+	serverConfig.ShutdownDelayDuration = o.ShutdownDelay
 
 	if err := o.RecommendedOptions.ApplyTo(serverConfig); err != nil {
+		return nil, err
+	}
+	if err := o.ServingCert.ApplyTo(serverConfig); err != nil {
 		return nil, err
 	}
 	if serverConfig.Authentication.Authenticator != nil {
@@ -241,6 +262,7 @@ func (o *Options) Config() (*apiserver.Config, error) {
 
 // Run starts the server and blocks until ctx ends.
 func (o *Options) Run(ctx context.Context) error {
+	klog.InfoS("Starting signal-apiserver", "version", version.Get())
 	if o.RecommendedOptions.CoreAPI != nil {
 		if err := o.waitForKubeAPIServer(ctx); err != nil {
 			return err
@@ -248,6 +270,9 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	config, err := o.Config()
 	if err != nil {
+		return err
+	}
+	if err := waitForServingCert(ctx, config.GenericConfig); err != nil {
 		return err
 	}
 	server, err := config.Complete().New()
