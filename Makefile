@@ -72,8 +72,14 @@ generate: ## Regenerate deepcopy, conversion, defaults, clients, OpenAPI and the
 ##@ Test
 
 .PHONY: test
-test: build control-plane alertmanager ## Run unit tests and the integration suites against a real kube-apiserver, etcd and Alertmanager.
-	go test ./apis/... ./pkg/... ./cmd/... -count=1
+test: test-unit test-integration ## Run the unit tests, then the integration suites against a real kube-apiserver, etcd and Alertmanager.
+
+.PHONY: test-unit
+test-unit: ## Run the unit tests (apis, pkg, cmd) with the race detector.
+	go test -race ./apis/... ./pkg/... ./cmd/... -count=1
+
+.PHONY: test-integration
+test-integration: build control-plane alertmanager ## Run the integration, reliability and upgrade suites against a real kube-apiserver, etcd and Alertmanager (GINKGO_FLAGS="--ginkgo.focus=..." runs some).
 	KUBEBUILDER_ASSETS="$(CONTROL_PLANE)" SIGNAL_APISERVER_BINARY="$(SERVER_BINARY)" ALERTMANAGER_BINARY="$(ALERTMANAGER)" \
 		SIGNAL_EVENT_SOURCE_BINARY="$(EVENT_SOURCE_BINARY)" go test $$(go list ./test/... | grep -v /test/e2e) -count=1 -timeout 30m $(if $(GINKGO_FLAGS),-args $(GINKGO_FLAGS))
 
@@ -102,6 +108,11 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 20s) on top of its checked-i
 		echo "go test -run '^$$' -fuzz '^$${t%%:*}$$' -fuzztime $(FUZZTIME) $${t#*:}"; \
 		go test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}" || exit 1; \
 	done
+
+.PHONY: clean
+clean: ## Remove what the build and the tests leave: bin/ (binaries and the cached control plane, cluster components and tools), .local/ (make run's state), .cluster/ and test binaries.
+	rm -rf bin/ _output/ .local/ .cluster/
+	find . -name '*.test' -type f -delete
 
 .PHONY: verify
 verify: ## Check formatting, vet, go.mod tidiness and that generated code is fresh.

@@ -10,6 +10,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KUBE_VERSION=${KUBE_VERSION:-v1.37.2}
 OUT=${CLUSTER_COMPONENTS_DIR:-"${ROOT}/bin/cluster/kube-${KUBE_VERSION}"}
+
+# shellcheck source=hack/lib-versions.sh
+source "${ROOT}/hack/lib-versions.sh"
+require_pinned KUBE_VERSION "${KUBE_VERSION}" k8s.io/kubernetes
 COMPONENTS=(kubelet kube-controller-manager kube-scheduler kube-proxy)
 
 mkdir -p "${OUT}"

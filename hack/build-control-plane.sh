@@ -8,6 +8,11 @@ KUBE_VERSION=${KUBE_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.7.0}
 OUT=${CONTROL_PLANE_DIR:-"${ROOT}/bin/control-plane/kube-${KUBE_VERSION}-etcd-${ETCD_VERSION}"}
 
+# shellcheck source=hack/lib-versions.sh
+source "${ROOT}/hack/lib-versions.sh"
+require_pinned KUBE_VERSION "${KUBE_VERSION}" k8s.io/kubernetes
+require_pinned ETCD_VERSION "${ETCD_VERSION}" go.etcd.io/etcd/server/v3
+
 if [[ -x "${OUT}/kube-apiserver" && -x "${OUT}/kubectl" && -x "${OUT}/etcd" ]]; then
 	echo "${OUT}"
 	exit 0

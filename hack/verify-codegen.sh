@@ -10,7 +10,11 @@ TMP=$(mktemp -d)
 trap 'rm -rf "${TMP}"' EXIT
 
 cd "${ROOT}"
-git ls-files --cached --others --exclude-standard -z | xargs -0 cp --parents -t "${TMP}" 2>/dev/null || true
+# The tree as it is on disk: tracked and untracked files, less those deleted
+# but not yet committed. A copy that fails fails the check.
+git ls-files --cached --others --exclude-standard --deduplicate -z |
+	while IFS= read -r -d '' f; do [[ -e "${f}" ]] && printf '%s\0' "${f}"; done |
+	xargs -0 cp --parents -t "${TMP}"
 "${ROOT}/hack/update-codegen.sh" "${TMP}" >/dev/null
 
 status=0

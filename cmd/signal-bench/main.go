@@ -1,5 +1,5 @@
 // Command signal-bench runs the signal-apiserver benchmark (make bench) on a
-// control plane of its own: see package test/bench. It exits 1 if
+// control plane of its own: see package pkg/bench. It exits 1 if
 // signal-apiserver answers wrongly; missed performance targets are only
 // reported.
 package main
@@ -18,8 +18,8 @@ import (
 	"k8s.io/klog/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/signal-apiserver/signal-apiserver/test/bench"
-	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
+	"github.com/signal-apiserver/signal-apiserver/pkg/bench"
+	"github.com/signal-apiserver/signal-apiserver/pkg/controlplane"
 )
 
 func main() {

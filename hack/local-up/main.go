@@ -17,7 +17,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
+	"github.com/signal-apiserver/signal-apiserver/pkg/controlplane"
 )
 
 func main() {
@@ -50,12 +50,12 @@ func run(ctx context.Context, binDir, serverBinary, stateDir string) (retErr err
 	}
 
 	fmt.Fprintf(os.Stderr, "starting etcd and kube-apiserver (state and logs in %s)\n", stateDir)
-	cp, err := controlplane.Start(ctx, controlplane.Options{
+	cp, server, err := controlplane.StartWithServer(ctx, controlplane.Options{
 		BinDir:       binDir,
 		StateDir:     stateDir,
 		ServerBinary: serverBinary,
 		RepoRoot:     repoRoot,
-	})
+	}, "signal-apiserver")
 	if err != nil {
 		return interrupted(ctx, err)
 	}
@@ -63,14 +63,6 @@ func run(ctx context.Context, binDir, serverBinary, stateDir string) (retErr err
 		fmt.Fprintln(os.Stderr, "stopping signal-apiserver, kube-apiserver and etcd")
 		retErr = errors.Join(retErr, cp.Stop())
 	}()
-
-	server, err := cp.StartServer(ctx, "signal-apiserver")
-	if err != nil {
-		return interrupted(ctx, err)
-	}
-	if err := cp.RegisterAPIService(ctx, server); err != nil {
-		return interrupted(ctx, err)
-	}
 
 	fmt.Fprintf(os.Stderr, "signal-apiserver is serving on https://127.0.0.1:%d (log: %s)\n", server.Port, server.LogPath)
 	fmt.Fprintf(os.Stderr, "a kubectl matching kube-apiserver: %s\n", cp.KubectlPath())

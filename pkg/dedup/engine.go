@@ -179,14 +179,14 @@ func (e *Engine) counterFor(ctx context.Context, s Signal, skip map[types.UID]bo
 		}
 		cached, ok := e.cache.Get(s.Namespace, name)
 		if ok && !cached.Status.OverallPhase.IsTerminal() {
-			return e.install(s, cached.Name, cached, false), OutcomeDeduplicated, nil
+			return e.counterOn(s, cached.Name, cached, false), OutcomeDeduplicated, nil
 		}
 		legacy, err := e.legacyActive(s, skip)
 		if err != nil {
 			return nil, "", err
 		}
 		if legacy != nil {
-			return e.install(s, legacy.Name, legacy, true), OutcomeDeduplicated, nil
+			return e.counterOn(s, legacy.Name, legacy, true), OutcomeDeduplicated, nil
 		}
 		if ok {
 			finished = cached
@@ -199,7 +199,7 @@ func (e *Engine) counterFor(ctx context.Context, s Signal, skip map[types.UID]bo
 		if err != nil {
 			return nil, "", err
 		}
-		return e.install(s, rr.Name, rr, false), OutcomeDeduplicated, nil
+		return e.counterOn(s, rr.Name, rr, false), OutcomeDeduplicated, nil
 	}
 	return e.open(ctx, s, finished)
 }
@@ -341,7 +341,7 @@ func (e *Engine) openOnce(ctx context.Context, s Signal, finished *remediationv1
 			// one: someone replaced it first. Count there; the counter
 			// reads it before its first write.
 			deletes.WithLabelValues("replaced").Inc()
-			return e.install(s, name, nil, false), false, nil
+			return e.counterOn(s, name, nil, false), false, nil
 		default:
 			deletes.WithLabelValues("error").Inc()
 			return nil, false, fmt.Errorf("deleting finished RemediationRequest %s/%s: %w", s.Namespace, name, upstream(err))
@@ -354,23 +354,23 @@ func (e *Engine) openOnce(ctx context.Context, s Signal, finished *remediationv1
 	switch {
 	case err == nil:
 		creates.WithLabelValues("created").Inc()
-		return e.install(s, name, created, false), true, nil
+		return e.counterOn(s, name, created, false), true, nil
 	case apierrors.IsAlreadyExists(err):
 		// Someone else opened it first: count on it. Its state is unknown
 		// here; the counter reads it before its first write.
 		creates.WithLabelValues("already_exists").Inc()
-		return e.install(s, name, nil, false), false, nil
+		return e.counterOn(s, name, nil, false), false, nil
 	default:
 		creates.WithLabelValues("error").Inc()
 		return nil, false, fmt.Errorf("creating RemediationRequest %s/%s: %w", s.Namespace, name, upstream(classifyCreate(err)))
 	}
 }
 
-// install makes a counter on the RemediationRequest name (base: its latest
+// counterOn makes a counter on the RemediationRequest name (base: its latest
 // known version, or nil) the one this process uses for s's fingerprint. A
 // counter already there for the same name is kept: it knows at least as
 // much.
-func (e *Engine) install(s Signal, name string, base *remediationv1alpha1.RemediationRequest, legacy bool) *counter {
+func (e *Engine) counterOn(s Signal, name string, base *remediationv1alpha1.RemediationRequest, legacy bool) *counter {
 	key := indexKey(s.Namespace, s.Fingerprint)
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -1,4 +1,4 @@
-package controlplane
+package controlplane_test
 
 import (
 	"bytes"
@@ -33,6 +33,7 @@ import (
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
+	"github.com/signal-apiserver/signal-apiserver/pkg/controlplane"
 )
 
 // TestControlPlane runs the harness against a stub signal-apiserver
@@ -44,7 +45,7 @@ func TestControlPlane(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	binDir, err := FindBinDir(repoRoot)
+	binDir, err := controlplane.FindBinDir(repoRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func TestControlPlane(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	began := time.Now()
-	cp, err := Start(ctx, Options{BinDir: binDir, StateDir: stateDir, ServerBinary: stub, RepoRoot: repoRoot})
+	cp, err := controlplane.Start(ctx, controlplane.Options{BinDir: binDir, StateDir: stateDir, ServerBinary: stub, RepoRoot: repoRoot})
 	if err != nil {
 		t.Fatalf("Start: %v (state in %s)", err, stateDir)
 	}
@@ -101,7 +102,7 @@ func TestControlPlane(t *testing.T) {
 			"requestheader-group-headers":        `["X-Remote-Group"]`,
 			"requestheader-extra-headers-prefix": `["X-Remote-Extra-"]`,
 			"requestheader-uid-headers":          `["X-Remote-Uid"]`,
-			"requestheader-client-ca-file":       string(cp.pki.frontProxyCA.certPEM),
+			"requestheader-client-ca-file":       string(cp.FrontProxyCA()),
 		}
 		for key, value := range want {
 			if got := cm.Data[key]; got != value {
@@ -149,19 +150,19 @@ func TestControlPlane(t *testing.T) {
 			{authorizationv1.ResourceAttributes{Group: "batch", Resource: "cronjobs", Verb: "get", Namespace: "default"}, false},
 			{authorizationv1.ResourceAttributes{Resource: "pods", Subresource: "log", Verb: "get", Namespace: "default"}, false},
 			// servingcert.yaml: the one Secret and the one APIService, by name.
-			{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "get", Namespace: ServerNamespace, Name: "signal-apiserver-serving-ca"}, true},
-			{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "update", Namespace: ServerNamespace, Name: "signal-apiserver-serving-ca"}, true},
-			{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "get", Namespace: ServerNamespace, Name: "other"}, false},
-			{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "list", Namespace: ServerNamespace}, false},
-			{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "create", Namespace: ServerNamespace}, false},
-			{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "delete", Namespace: ServerNamespace, Name: "signal-apiserver-serving-ca"}, false},
-			{authorizationv1.ResourceAttributes{Group: "apiregistration.k8s.io", Resource: "apiservices", Verb: "update", Name: APIServiceName}, true},
+			{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "get", Namespace: controlplane.ServerNamespace, Name: "signal-apiserver-serving-ca"}, true},
+			{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "update", Namespace: controlplane.ServerNamespace, Name: "signal-apiserver-serving-ca"}, true},
+			{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "get", Namespace: controlplane.ServerNamespace, Name: "other"}, false},
+			{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "list", Namespace: controlplane.ServerNamespace}, false},
+			{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "create", Namespace: controlplane.ServerNamespace}, false},
+			{authorizationv1.ResourceAttributes{Resource: "secrets", Verb: "delete", Namespace: controlplane.ServerNamespace, Name: "signal-apiserver-serving-ca"}, false},
+			{authorizationv1.ResourceAttributes{Group: "apiregistration.k8s.io", Resource: "apiservices", Verb: "update", Name: controlplane.APIServiceName}, true},
 			{authorizationv1.ResourceAttributes{Group: "apiregistration.k8s.io", Resource: "apiservices", Verb: "update", Name: "v1.apps"}, false},
 			{authorizationv1.ResourceAttributes{Group: "apiregistration.k8s.io", Resource: "apiservices", Verb: "create"}, false},
-			{authorizationv1.ResourceAttributes{Group: "apiregistration.k8s.io", Resource: "apiservices", Verb: "delete", Name: APIServiceName}, false},
+			{authorizationv1.ResourceAttributes{Group: "apiregistration.k8s.io", Resource: "apiservices", Verb: "delete", Name: controlplane.APIServiceName}, false},
 		} {
 			sar, err := core.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
-				Spec: authorizationv1.SubjectAccessReviewSpec{User: ServerUser, Groups: ServerGroups, ResourceAttributes: &tc.attrs},
+				Spec: authorizationv1.SubjectAccessReviewSpec{User: controlplane.ServerUser, Groups: controlplane.ServerGroups, ResourceAttributes: &tc.attrs},
 			}, metav1.CreateOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -223,7 +224,7 @@ func TestControlPlane(t *testing.T) {
 			"remediationrequests.remediation.io/status [] [] [update]",
 		}
 		out, err := exec.Command(cp.KubectlPath(), "--kubeconfig", cp.KubeconfigPath(),
-			"auth", "can-i", "--list", "--as="+ServerUser).CombinedOutput()
+			"auth", "can-i", "--list", "--as="+controlplane.ServerUser).CombinedOutput()
 		if err != nil {
 			t.Fatalf("kubectl auth can-i --list: %v\n%s", err, out)
 		}
@@ -239,7 +240,7 @@ func TestControlPlane(t *testing.T) {
 		slices.Sort(got)
 		slices.Sort(want)
 		if !slices.Equal(got, want) {
-			t.Errorf("kubectl auth can-i --list --as=%s:\ngot:\n%s\nwant:\n%s", ServerUser, strings.Join(got, "\n"), strings.Join(want, "\n"))
+			t.Errorf("kubectl auth can-i --list --as=%s:\ngot:\n%s\nwant:\n%s", controlplane.ServerUser, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 	})
 
@@ -291,7 +292,7 @@ func TestControlPlane(t *testing.T) {
 		if err := cp.RegisterAPIService(ctx, b); err != nil {
 			t.Fatal(err)
 		}
-		apiService, err := aggregatorclientset.NewForConfigOrDie(admin).ApiregistrationV1().APIServices().Get(ctx, APIServiceName, metav1.GetOptions{})
+		apiService, err := aggregatorclientset.NewForConfigOrDie(admin).ApiregistrationV1().APIServices().Get(ctx, controlplane.APIServiceName, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -313,7 +314,7 @@ func TestControlPlane(t *testing.T) {
 		if err := b.Kill(); err != nil {
 			t.Errorf("killing %s: %v", b.Name, err)
 		}
-		for _, s := range []*Server{a, b} {
+		for _, s := range []*controlplane.Server{a, b} {
 			select {
 			case <-s.Done():
 			default:
@@ -349,11 +350,11 @@ func whoamiThrough(ctx context.Context, t *testing.T, cfg *rest.Config) whoami {
 	return got
 }
 
-// testProxy starts the stub behind a Proxy: it reads the front-proxy
+// testProxy starts the stub behind a controlplane.Proxy: it reads the front-proxy
 // settings and lists RemediationRequests through it, which RBAC allows only
 // to signal-apiserver's user, so a ready stub proves the proxy forwards as
 // that user. Then it holds the stub's list, and pauses a watch.
-func testProxy(ctx context.Context, t *testing.T, cp *ControlPlane, admin *rest.Config) {
+func testProxy(ctx context.Context, t *testing.T, cp *controlplane.ControlPlane, admin *rest.Config) {
 	p, err := cp.StartProxy("proxy-test")
 	if err != nil {
 		t.Fatal(err)
@@ -366,8 +367,8 @@ func testProxy(ctx context.Context, t *testing.T, cp *ControlPlane, admin *rest.
 	if _, err := rrs.List(ctx, metav1.ListOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	hold := p.Hold(func(r Request) bool { return r.Verb == "list" && r.Resource == "remediationrequests" })
-	s, err := cp.StartServerNoWait("stub-proxied", ThroughProxy(p))
+	hold := p.Hold(func(r controlplane.Request) bool { return r.Verb == "list" && r.Resource == "remediationrequests" })
+	s, err := cp.StartServerNoWait("stub-proxied", controlplane.ThroughProxy(p))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +439,7 @@ func testProxy(ctx context.Context, t *testing.T, cp *ControlPlane, admin *rest.
 	if err := rrs.Delete(ctx, a.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	fired := p.PauseWatchesAfter(func(ev WatchEvent) bool { return ev.Type == "ADDED" && ev.UID == b.UID })
+	fired := p.PauseWatchesAfter(func(ev controlplane.WatchEvent) bool { return ev.Type == "ADDED" && ev.UID == b.UID })
 	p.ResumeWatches()
 	for _, want := range []*remediationv1alpha1.RemediationRequest{a, b} {
 		ev := next()

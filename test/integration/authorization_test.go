@@ -29,7 +29,7 @@ import (
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
 	"github.com/signal-apiserver/signal-apiserver/pkg/registry"
-	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
+	"github.com/signal-apiserver/signal-apiserver/pkg/controlplane"
 )
 
 // The namespaces and ServiceAccount of artifacts/examples/tenant-sender.yaml.

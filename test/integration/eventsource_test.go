@@ -29,7 +29,7 @@ import (
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	"github.com/signal-apiserver/signal-apiserver/pkg/eventsource"
 	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
-	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
+	"github.com/signal-apiserver/signal-apiserver/pkg/controlplane"
 )
 
 // eventSourceUser is the ServiceAccount of artifacts/event-source, as RBAC

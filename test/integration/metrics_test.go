@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/rest"
 
-	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
+	"github.com/signal-apiserver/signal-apiserver/pkg/controlplane"
 )
 
 // scrape reads the primary server's /metrics directly, as the cluster

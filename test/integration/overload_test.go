@@ -26,7 +26,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
-	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
+	"github.com/signal-apiserver/signal-apiserver/pkg/controlplane"
 )
 
 // maxMutatingInFlight is the bound of the replica the overload specs start.

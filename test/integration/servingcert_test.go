@@ -16,7 +16,7 @@ import (
 	certutil "k8s.io/client-go/util/cert"
 	aggregatorclientset "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 
-	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
+	"github.com/signal-apiserver/signal-apiserver/pkg/controlplane"
 )
 
 // ownCertArgs run a server that keeps its serving certificate in the

@@ -16,7 +16,7 @@ import (
 
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
 	"github.com/signal-apiserver/signal-apiserver/pkg/apiserver"
-	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
+	"github.com/signal-apiserver/signal-apiserver/pkg/controlplane"
 )
 
 var (
@@ -52,20 +52,16 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	if stateDir == "" {
 		stateDir = filepath.Join(GinkgoT().TempDir(), "state")
 	}
-	cp, err = controlplane.Start(ctx, controlplane.Options{
+	cp, primary, err = controlplane.StartWithServer(ctx, controlplane.Options{
 		BinDir:       binDir,
 		StateDir:     stateDir,
 		ServerBinary: serverBinary,
 		RepoRoot:     repoRoot,
-	})
+	}, "signal-apiserver-0")
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() {
 		Expect(cp.Stop()).To(Succeed())
 	})
-
-	primary, err = cp.StartServer(ctx, "signal-apiserver-0")
-	Expect(err).NotTo(HaveOccurred())
-	Expect(cp.RegisterAPIService(ctx, primary)).To(Succeed())
 
 	adminConf = highQPS(cp.RESTConfig())
 	admin = versioned.NewForConfigOrDie(adminConf)

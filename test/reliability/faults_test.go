@@ -20,7 +20,7 @@ import (
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
-	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
+	"github.com/signal-apiserver/signal-apiserver/pkg/controlplane"
 )
 
 // controllerBackoff spaces a controller's retries of a status update that
@@ -70,6 +70,23 @@ var _ = Describe("signal-apiserver under faults", Ordered, func() {
 		Expect(err).NotTo(HaveOccurred())
 		return name
 	}
+	// running starts what the specs before a spec start, when it runs
+	// without them (--ginkgo.focus): the CRDs and replicas 0 to n-1, the
+	// first behind the APIService.
+	running := func(ctx context.Context, n int) {
+		if replicas[n-1] != nil {
+			return
+		}
+		Expect(cp.InstallCRDs(ctx)).To(Succeed())
+		for i := range n {
+			if replicas[i] == nil {
+				var err error
+				replicas[i], err = cp.StartServer(ctx, fmt.Sprintf("signal-apiserver-%d", i))
+				Expect(err).NotTo(HaveOccurred())
+			}
+		}
+		Expect(cp.RegisterAPIService(ctx, replicas[0])).To(Succeed())
+	}
 	viaAggregator := func() sender { return newSender("via-aggregator", cp.RESTConfig()) }
 	direct := func(i int) sender {
 		return newSender(fmt.Sprintf("direct-%d", i), cp.FrontProxyClientConfig(replicas[i], "system:admin", []string{"system:masters"}))
@@ -90,6 +107,7 @@ var _ = Describe("signal-apiserver under faults", Ordered, func() {
 	}, SpecTimeout(2*time.Minute))
 
 	It("starts while kube-apiserver is down: not ready, no crash, ready once it is back", func(ctx SpecContext) {
+		running(ctx, 1)
 		Expect(cp.KillAPIServer()).To(Succeed())
 		var err error
 		replicas[1], err = cp.StartServerNoWait("signal-apiserver-1")
@@ -107,6 +125,7 @@ var _ = Describe("signal-apiserver under faults", Ordered, func() {
 	}, SpecTimeout(3*time.Minute))
 
 	It("keeps both promises when a replica is killed mid-storm and restarts", func(ctx SpecContext) {
+		running(ctx, 2)
 		s := newStorm(newNamespace(ctx, "kill-replica"))
 		senders := []sender{viaAggregator(), direct(0), direct(1)}
 		s.run(ctx, admin, senders, 1500*time.Millisecond, 2500*time.Millisecond, func(ctx context.Context) {
@@ -129,6 +148,7 @@ var _ = Describe("signal-apiserver under faults", Ordered, func() {
 	}, SpecTimeout(3*time.Minute))
 
 	It("keeps both promises when kube-apiserver restarts mid-storm", func(ctx SpecContext) {
+		running(ctx, 2)
 		s := newStorm(newNamespace(ctx, "restart-kube-apiserver"))
 		senders := []sender{viaAggregator(), direct(0), direct(1)}
 		s.run(ctx, admin, senders, 1500*time.Millisecond, 2500*time.Millisecond, func(context.Context) {
@@ -143,6 +163,7 @@ var _ = Describe("signal-apiserver under faults", Ordered, func() {
 	}, SpecTimeout(3*time.Minute))
 
 	It("keeps both promises when etcd is paused for 5 seconds mid-storm", func(ctx SpecContext) {
+		running(ctx, 2)
 		s := newStorm(newNamespace(ctx, "pause-etcd"))
 		senders := []sender{viaAggregator(), direct(1)}
 		pid, err := cp.EtcdPID()
@@ -157,6 +178,7 @@ var _ = Describe("signal-apiserver under faults", Ordered, func() {
 	}, SpecTimeout(3*time.Minute))
 
 	It("keeps both promises when the hot fingerprint's RR is deleted, and its successor turned terminal, mid-storm", func(ctx SpecContext) {
+		running(ctx, 2)
 		s := newStorm(newNamespace(ctx, "delete-and-terminal"))
 		senders := []sender{viaAggregator(), direct(1)}
 		rrs := admin.RemediationV1alpha1().RemediationRequests(s.namespace)
@@ -195,6 +217,7 @@ var _ = Describe("signal-apiserver under faults", Ordered, func() {
 	}, SpecTimeout(3*time.Minute))
 
 	It("keeps one active RR per fingerprint and exact counts while a controller finishes RRs and retention deletes them", func(ctx SpecContext) {
+		running(ctx, 2)
 		s := newStorm(newNamespace(ctx, "retention"))
 		s.keyed = keyedShare
 		var r *retention

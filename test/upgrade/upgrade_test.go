@@ -25,7 +25,7 @@ import (
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
 	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
-	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
+	"github.com/signal-apiserver/signal-apiserver/pkg/controlplane"
 )
 
 // namespace holds the captured RemediationRequests.

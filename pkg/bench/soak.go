@@ -21,7 +21,7 @@ import (
 
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
-	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
+	"github.com/signal-apiserver/signal-apiserver/pkg/controlplane"
 )
 
 // The soak's traffic.
@@ -63,20 +63,13 @@ type SoakSample struct {
 // targets differ from the 2xx answers that counted.
 func RunSoak(ctx context.Context, o Options, d time.Duration, concurrency int) (retErr error) {
 	fmt.Fprintf(o.Log, "starting etcd, kube-apiserver and signal-apiserver (state and logs in %s); load average %s\n", o.StateDir, loadAverage())
-	cp, err := controlplane.Start(ctx, controlplane.Options{
+	cp, server, err := controlplane.StartWithServer(ctx, controlplane.Options{
 		BinDir: o.BinDir, StateDir: o.StateDir, ServerBinary: o.ServerBinary, RepoRoot: o.RepoRoot,
-	})
+	}, "signal-apiserver")
 	if err != nil {
 		return err
 	}
 	defer func() { retErr = errors.Join(retErr, cp.Stop()) }()
-	server, err := cp.StartServer(ctx, "signal-apiserver")
-	if err != nil {
-		return err
-	}
-	if err := cp.RegisterAPIService(ctx, server); err != nil {
-		return err
-	}
 	cpu, err := newCPUMeter(o.ServerBinary)
 	if err != nil {
 		return err

@@ -22,3 +22,8 @@ func (c *ControlPlane) FrontProxyClientCert(commonName string, notBefore, notAft
 	}
 	return kp.certPEM, kp.keyPEM, nil
 }
+
+// FrontProxyCA is the PEM certificate of the front-proxy CA: what
+// kube-apiserver publishes as requestheader-client-ca-file in
+// kube-system/extension-apiserver-authentication.
+func (c *ControlPlane) FrontProxyCA() []byte { return c.pki.frontProxyCA.certPEM }

@@ -31,7 +31,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
-	"github.com/signal-apiserver/signal-apiserver/test/controlplane"
+	"github.com/signal-apiserver/signal-apiserver/pkg/controlplane"
 )
 
 // The resource whose requests are counted.
@@ -126,25 +126,13 @@ func Run(ctx context.Context, o Options) (retErr error) {
 		serverArgs = append(serverArgs, "--bind-address=0.0.0.0")
 	}
 	fmt.Fprintf(o.Log, "starting etcd, kube-apiserver and signal-apiserver (state and logs in %s)\n", o.StateDir)
-	cp, err := controlplane.Start(ctx, controlplane.Options{
+	cp, server, err := controlplane.StartWithServer(ctx, controlplane.Options{
 		BinDir: o.BinDir, StateDir: o.StateDir, ServerBinary: o.ServerBinary, RepoRoot: o.RepoRoot, AggregatorRouting: routing,
-	})
+	}, "signal-apiserver", serverArgs...)
 	if err != nil {
 		return err
 	}
 	defer func() { retErr = errors.Join(retErr, cp.Stop()) }()
-	server, err := cp.StartServer(ctx, "signal-apiserver", serverArgs...)
-	if err != nil {
-		return err
-	}
-	if routing {
-		err = cp.RegisterAPIServiceEndpoints(ctx, server)
-	} else {
-		err = cp.RegisterAPIService(ctx, server)
-	}
-	if err != nil {
-		return err
-	}
 
 	admin := cp.RESTConfig()
 	admin.QPS, admin.Burst = clientQPS, clientQPS
