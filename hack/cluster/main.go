@@ -25,8 +25,8 @@ import (
 
 	"k8s.io/klog/v2"
 
-	"github.com/signal-apiserver/signal-apiserver/test/cluster"
 	"github.com/signal-apiserver/signal-apiserver/pkg/controlplane"
+	"github.com/signal-apiserver/signal-apiserver/test/cluster"
 )
 
 func main() {

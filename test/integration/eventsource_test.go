@@ -27,9 +27,9 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
+	"github.com/signal-apiserver/signal-apiserver/pkg/controlplane"
 	"github.com/signal-apiserver/signal-apiserver/pkg/eventsource"
 	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
-	"github.com/signal-apiserver/signal-apiserver/pkg/controlplane"
 )
 
 // eventSourceUser is the ServiceAccount of artifacts/event-source, as RBAC

@@ -24,8 +24,8 @@ import (
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
-	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
 	"github.com/signal-apiserver/signal-apiserver/pkg/controlplane"
+	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
 )
 
 // namespace holds the captured RemediationRequests.
