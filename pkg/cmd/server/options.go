@@ -179,7 +179,8 @@ func (o *Options) Validate() error {
 	}
 	errs = append(errs, o.ServingCert.Validate(o.RecommendedOptions.SecureServing.ServerCert.CertKey.CertFile)...)
 	if err := logsapi.ValidateAndApply(o.Logs, nil); err != nil {
-		errs = append(errs, err)
+		// Its errors name configuration fields ("format"), not flags.
+		errs = append(errs, fmt.Errorf("logging flags: %w", err))
 	}
 	return utilerrors.NewAggregate(errs)
 }
