@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/labels"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/component-base/logs"
 	logsapi "k8s.io/component-base/logs/api/v1"
 
 	alertmanagerregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/alertmanager"
@@ -18,8 +19,13 @@ import (
 
 func TestMain(m *testing.M) {
 	// Validate applies the logging flags, which k8s.io/component-base
-	// allows once per process unless told to accept the same again.
+	// allows once per process unless told to accept the same again. Apply
+	// the defaults before any test starts goroutines that log: applying
+	// them again is then a no-op, not a write racing with their reads.
 	logsapi.ReapplyHandling = logsapi.ReapplyHandlingIgnoreUnchanged
+	if err := logsapi.ValidateAndApply(logs.NewOptions(), nil); err != nil {
+		panic(err)
+	}
 	os.Exit(m.Run())
 }
 
