@@ -29,7 +29,12 @@ func (c *countingCA) CurrentCABundleContent() []byte {
 // waitForReads returns once the gate has read c n more times.
 func (c *countingCA) waitForReads(t *testing.T, n int64) {
 	t.Helper()
-	target := c.reads.Load() + n
+	c.waitForTotalReads(t, c.reads.Load()+n)
+}
+
+// waitForTotalReads returns once the gate has read c target times.
+func (c *countingCA) waitForTotalReads(t *testing.T, target int64) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for c.reads.Load() < target {
 		if time.Now().After(deadline) {
@@ -177,7 +182,8 @@ func TestCAGatedListenerClose(t *testing.T) {
 			ca := &countingCA{CAContentProvider: provider}
 			inner := listen(t)
 			gated := gateOnCA(inner, ca)
-			ca.waitForReads(t, 1)
+			// The gate has looked at the CA: a loaded one opened it.
+			ca.waitForTotalReads(t, 1)
 			got := acceptInBackground(gated)
 
 			if err := gated.Close(); err != nil {
