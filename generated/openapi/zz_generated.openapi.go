@@ -600,7 +600,7 @@ func schema_signal_apiserver_apis_signals_v1_Alert(ref common.ReferenceCallback)
 					},
 					"startsAt": {
 						SchemaProps: spec.SchemaProps{
-							Description: "startsAt is when the alert started firing.",
+							Description: "startsAt is when the alert started firing; Alertmanager always sends it.",
 							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
 						},
 					},
@@ -626,7 +626,7 @@ func schema_signal_apiserver_apis_signals_v1_Alert(ref common.ReferenceCallback)
 						},
 					},
 				},
-				Required: []string{"status", "fingerprint"},
+				Required: []string{"status", "startsAt", "fingerprint"},
 			},
 		},
 		Dependencies: []string{

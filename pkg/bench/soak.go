@@ -54,7 +54,7 @@ type SoakSample struct {
 }
 
 // RunSoak starts a control plane and one signal-apiserver and sends mixed
-// signals from o.Concurrency clients for d: firing signals spread over a
+// signals from concurrency clients for d: firing signals spread over a
 // fixed set of targets (half of them to a few hot ones), some with repeating
 // idempotency keys, Resolved signals, invalid signals, and signals about
 // fresh targets whose RemediationRequests are deleted every 30 seconds. It

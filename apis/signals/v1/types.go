@@ -179,8 +179,9 @@ type Alert struct {
 	// annotations of the alert; description or summary describes the Signal.
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
-	// startsAt is when the alert started firing.
-	// +optional
+	// startsAt is when the alert started firing; Alertmanager always sends
+	// it.
+	// +required
 	StartsAt metav1.Time `json:"startsAt"`
 	// endsAt is when the alert ended; zero while firing.
 	// +optional

@@ -113,7 +113,8 @@ func (o *Options) Validate() error {
 		errs = append(errs, fmt.Errorf("--bind-address: %w", err))
 	}
 	if err := logsapi.ValidateAndApply(o.Logs, nil); err != nil {
-		errs = append(errs, err)
+		// Its errors name configuration fields ("format"), not flags.
+		errs = append(errs, fmt.Errorf("logging flags: %w", err))
 	}
 	return utilerrors.NewAggregate(errs)
 }

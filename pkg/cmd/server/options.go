@@ -37,8 +37,12 @@ import (
 
 // Options are the flags of signal-apiserver.
 type Options struct {
+	// RecommendedOptions are k8s.io/apiserver's: serving, delegated
+	// authentication and authorization, audit, admission, the core API's
+	// kubeconfig.
 	RecommendedOptions *genericoptions.RecommendedOptions
-	Logs               *logs.Options
+	// Logs are component-base's logging flags.
+	Logs *logs.Options
 
 	// ClusterID goes into default fingerprints.
 	ClusterID string
@@ -139,8 +143,9 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	return fss
 }
 
-// Complete parses the flags that have a syntax of their own:
-// --alertmanager-target-labels and --namespace-selector.
+// Complete derives what Validate and Config use from the flags that have a
+// syntax of their own: the target rules of --alertmanager-target-labels and
+// the selector of --namespace-selector. Its errors name the flag.
 func (o *Options) Complete() error {
 	var errs []error
 	var err error
@@ -153,7 +158,9 @@ func (o *Options) Complete() error {
 	return utilerrors.NewAggregate(errs)
 }
 
-// Validate reports every invalid flag.
+// Validate reports every invalid flag but those Complete reports, and
+// applies the logging flags (k8s.io/component-base allows that once per
+// process). Call it after Complete.
 func (o *Options) Validate() error {
 	errs := o.RecommendedOptions.Validate()
 	for _, msg := range validation.IsDNS1123Label(o.ClusterScopedNamespace) {
@@ -179,12 +186,16 @@ func (o *Options) Validate() error {
 	}
 	errs = append(errs, o.ServingCert.Validate(o.RecommendedOptions.SecureServing.ServerCert.CertKey.CertFile)...)
 	if err := logsapi.ValidateAndApply(o.Logs, nil); err != nil {
-		errs = append(errs, err)
+		// Its errors name configuration fields ("format"), not flags.
+		errs = append(errs, fmt.Errorf("logging flags: %w", err))
 	}
 	return utilerrors.NewAggregate(errs)
 }
 
-// Config builds the server configuration from the options.
+// Config builds the server configuration from the completed options. Without
+// --tls-cert-file or --serving-ca-secret it serves the certificate in
+// --cert-dir, generating a self-signed one there if there is none (in
+// memory if --cert-dir is empty).
 func (o *Options) Config() (*apiserver.Config, error) {
 	if !o.ServingCert.Enabled() {
 		if err := o.RecommendedOptions.SecureServing.MaybeDefaultWithSelfSignedCerts(
@@ -260,7 +271,8 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	return &apiserver.Config{GenericConfig: serverConfig, ExtraConfig: extra}, nil
 }
 
-// Run starts the server and blocks until ctx ends.
+// Run waits for kube-apiserver and for a serving certificate, then serves
+// until ctx ends.
 func (o *Options) Run(ctx context.Context) error {
 	klog.InfoS("Starting signal-apiserver", "version", version.Get())
 	if o.RecommendedOptions.CoreAPI != nil {

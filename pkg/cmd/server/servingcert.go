@@ -24,11 +24,19 @@ import (
 type ServingCertOptions struct {
 	// CASecret is namespace/name of the CA Secret; empty turns the
 	// controller off.
-	CASecret          string
-	Validity          time.Duration
-	CARotateBefore    time.Duration
+	CASecret string
+	// Validity is the lifetime of a serving certificate
+	// (--serving-cert-validity).
+	Validity time.Duration
+	// CARotateBefore starts a CA rotation when the CA expires within it
+	// (--serving-ca-rotate-before).
+	CARotateBefore time.Duration
+	// CAActivationDelay is how long a new CA is trusted before it signs
+	// (--serving-ca-activation-delay).
 	CAActivationDelay time.Duration
-	SyncPeriod        time.Duration
+	// SyncPeriod is how often the Secret and APIService are read
+	// (--serving-ca-sync-period).
+	SyncPeriod time.Duration
 }
 
 // NewServingCertOptions returns the defaults: off; when on, day-long
