@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"regexp"
 	"strings"
@@ -84,7 +86,7 @@ func eventSourceSpecs() {
 				g.Expect(rrs).To(HaveLen(1))
 				rr = &rrs[0]
 				g.Expect(rr.Status.Deduplication).NotTo(BeNil())
-				g.Expect(rr.Status.Deduplication.RecentIdempotencyKeys).To(HaveLen(len(observed)))
+				g.Expect(windowOf(rr)).To(ConsistOf(digestsOf(observed)))
 				g.Expect(countOf(rr)).To(Equal(int64(len(observed))))
 			}).WithContext(ctx).WithTimeout(3 * time.Minute).Should(Succeed())
 
@@ -167,4 +169,25 @@ func counted(ctx context.Context, g Gomega) (keys map[string]string, total int) 
 		}
 	}
 	return keys, total
+}
+
+// windowOf is the key window of rr, one hex digest per key.
+func windowOf(rr *remediationv1alpha1.RemediationRequest) []string {
+	var digests []string
+	window := rr.Status.Deduplication.IdempotencyKeys
+	for i := 0; i+remediationv1alpha1.IdempotencyKeyDigestSize <= len(window); i += remediationv1alpha1.IdempotencyKeyDigestSize {
+		digests = append(digests, hex.EncodeToString(window[i:i+remediationv1alpha1.IdempotencyKeyDigestSize]))
+	}
+	return digests
+}
+
+// digestsOf is the hex digest of every idempotency key in keys, as the
+// key window stores it (the first bytes of its SHA-256).
+func digestsOf(keys map[string]string) []string {
+	var digests []string
+	for key := range keys {
+		sum := sha256.Sum256([]byte(key))
+		digests = append(digests, hex.EncodeToString(sum[:remediationv1alpha1.IdempotencyKeyDigestSize]))
+	}
+	return digests
 }
