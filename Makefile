@@ -104,5 +104,9 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 20s) on top of its checked-i
 	done
 
 .PHONY: verify
-verify: ## Check formatting, vet, go.mod tidiness and that generated code is fresh.
+verify: ## Check formatting, vet, go.mod tidiness, that generated code is fresh, and lint.
 	hack/verify.sh
+
+.PHONY: lint
+lint: ## Run golangci-lint with klog's logcheck (.golangci.yaml), built once into bin/.
+	hack/lint.sh
