@@ -115,5 +115,9 @@ clean: ## Remove what the build and the tests leave: bin/ (binaries and the cach
 	find . -name '*.test' -type f -delete
 
 .PHONY: verify
-verify: ## Check formatting, vet, go.mod tidiness and that generated code is fresh.
+verify: ## Check formatting, vet, go.mod tidiness, that generated code is fresh, and lint.
 	hack/verify.sh
+
+.PHONY: lint
+lint: ## Run golangci-lint with klog's logcheck (.golangci.yaml), built once into bin/.
+	hack/lint.sh

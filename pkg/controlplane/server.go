@@ -213,7 +213,7 @@ func (c *ControlPlane) waitForReady(ctx context.Context, s *Server) error {
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, serverStartTimeout, true, func(ctx context.Context) (bool, error) {
 		select {
 		case <-s.done:
-			return false, fmt.Errorf("%s exited: %v", s.Name, s.exitErr)
+			return false, fmt.Errorf("%s exited: %v", s.Name, s.exitErr) //nolint:errorlint // nil when it exited 0, which %w would print as %!w(<nil>)
 		default:
 		}
 		return get(ctx, "/readyz") && get(ctx, "/apis/signals.remediation.io/v1"), nil

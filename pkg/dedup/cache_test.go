@@ -34,7 +34,7 @@ func realisticRR(i int) *remediationv1alpha1.RemediationRequest {
 		d := digest(fmt.Sprintf("%d-%d", i, k))
 		keys = append(keys, d[:]...)
 	}
-	fields := func(s string) *metav1.FieldsV1 { return &metav1.FieldsV1{Raw: []byte(s)} }
+	fields := metav1.NewFieldsV1
 	return &remediationv1alpha1.RemediationRequest{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:         ns,

@@ -486,7 +486,7 @@ func TestClassifyCreate(t *testing.T) {
 			t.Errorf("classifyCreate(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 		for _, sentinel := range []error{ErrNamespaceNotFound, ErrNamespaceTerminating} {
-			if sentinel != tt.want && errors.Is(got, sentinel) {
+			if !errors.Is(tt.want, sentinel) && errors.Is(got, sentinel) {
 				t.Errorf("classifyCreate(%v) is %v", tt.err, sentinel)
 			}
 		}

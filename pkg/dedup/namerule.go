@@ -45,8 +45,9 @@ func CheckNameRule(ctx context.Context, client remediationclient.RemediationRequ
 	if err == nil {
 		return ErrNameRuleMissing
 	}
-	if apierrors.IsInvalid(err) {
-		for _, cause := range err.(apierrors.APIStatus).Status().Details.Causes {
+	var status apierrors.APIStatus
+	if apierrors.IsInvalid(err) && errors.As(err, &status) && status.Status().Details != nil {
+		for _, cause := range status.Status().Details.Causes {
 			if strings.Contains(cause.Message, nameRuleMessage) {
 				return nil
 			}

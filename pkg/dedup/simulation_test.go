@@ -937,7 +937,7 @@ func (r *simRun) advance(d time.Duration) {
 			next = next.Add(-time.Nanosecond)
 			end = next
 		}
-		time.Sleep(next.Sub(time.Now()))
+		time.Sleep(time.Until(next))
 		r.wait()
 		r.abandonDue()
 		r.wait()

@@ -250,7 +250,7 @@ func (c *Cluster) waitForNode(ctx context.Context) error {
 	err := wait.PollUntilContextTimeout(ctx, time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
 		select {
 		case <-c.nodeDone:
-			return false, fmt.Errorf("the node exited (%v); last lines of %s:\n%s", c.nodeErr, c.state.log("node"), tail(c.state.log("node"), 30))
+			return false, fmt.Errorf("the node exited (%v); last lines of %s:\n%s", c.nodeErr, c.state.log("node"), tail(c.state.log("node"), 30)) //nolint:errorlint // nil when it exited 0, which %w would print as %!w(<nil>)
 		default:
 		}
 		out, err := c.Kubectl(ctx, "get", "node", nodeName, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)

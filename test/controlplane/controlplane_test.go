@@ -372,7 +372,11 @@ func testProxy(ctx context.Context, t *testing.T, cp *controlplane.ControlPlane,
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Stop()
+	defer func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("stopping %s: %v", s.Name, err)
+		}
+	}()
 	held, err := hold.Next(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -51,8 +52,8 @@ func postRaw(ctx context.Context, body []byte, contentType string) (int, *metav1
 	res.StatusCode(&code)
 	if err := res.Error(); err != nil {
 		var statusErr *apierrors.StatusError
-		Expect(err).To(BeAssignableToTypeOf(statusErr))
-		status := err.(*apierrors.StatusError).ErrStatus
+		Expect(errors.As(err, &statusErr)).To(BeTrue(), "%v is not a Status", err)
+		status := statusErr.ErrStatus
 		return code, &status
 	}
 	return code, nil

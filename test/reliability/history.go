@@ -111,8 +111,8 @@ func CheckHistory(requests []Request, reads []Read) error {
 		count int64
 	}
 	type write struct {
-		k             int64
-		call, return_ time.Time
+		k              int64
+		call, returned time.Time
 	}
 	writes := map[key]*write{}
 	for _, r := range requests {
@@ -131,28 +131,28 @@ func CheckHistory(requests []Request, reads []Read) error {
 		k := key{r.RR, r.Count}
 		w, ok := writes[k]
 		if !ok {
-			w = &write{call: r.Call, return_: r.Return}
+			w = &write{call: r.Call, returned: r.Return}
 			writes[k] = w
 		}
 		w.k++
 		if r.Call.After(w.call) {
 			w.call = r.Call
 		}
-		if r.Return.Before(w.return_) {
-			w.return_ = r.Return
+		if r.Return.Before(w.returned) {
+			w.returned = r.Return
 		}
 	}
 
 	var history []porcupine.Operation
 	for k, w := range writes {
-		if w.call.After(w.return_) {
+		if w.call.After(w.returned) {
 			return fmt.Errorf("RemediationRequest %s: the %d signals answered with count %d cannot have been counted by one write: one was answered (%s) before another was sent (%s)",
-				k.rr, w.k, k.count, w.return_.Format(time.RFC3339Nano), w.call.Format(time.RFC3339Nano))
+				k.rr, w.k, k.count, w.returned.Format(time.RFC3339Nano), w.call.Format(time.RFC3339Nano))
 		}
 		history = append(history, porcupine.Operation{
 			Input:    counterOp{k: w.k, v: k.count, slack: unacknowledged[fingerprintOf[k.rr]]},
 			Call:     w.call.UnixNano(),
-			Return:   w.return_.UnixNano(),
+			Return:   w.returned.UnixNano(),
 			Metadata: k.rr,
 		})
 	}

@@ -28,7 +28,7 @@ func FuzzDecodeSignal(f *testing.F) {
 		f.Fatal("no JSON serializer")
 	}
 	decoder := codecs.DecoderToVersion(info.StrictSerializer, signals.SchemeGroupVersion)
-	f.Fuzz(func(t *testing.T, body []byte) {
+	f.Fuzz(func(_ *testing.T, body []byte) {
 		obj, _, err := decoder.Decode(body, nil, &signals.Signal{})
 		if err != nil {
 			return

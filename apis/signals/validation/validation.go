@@ -7,7 +7,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	pathvalidation "k8s.io/apimachinery/pkg/api/validation/path"
+	"k8s.io/apimachinery/pkg/api/validate/content"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -107,7 +107,7 @@ func validateTarget(t *signals.TargetReference, p *field.Path) field.ErrorList {
 	case len(t.Name) > utilvalidation.DNS1123SubdomainMaxLength:
 		errs = append(errs, field.TooLong(p.Child("name"), "", utilvalidation.DNS1123SubdomainMaxLength))
 	default:
-		for _, msg := range pathvalidation.IsValidPathSegmentName(t.Name) {
+		for _, msg := range content.IsPathSegmentName(t.Name) {
 			errs = append(errs, field.Invalid(p.Child("name"), t.Name, msg))
 		}
 	}

@@ -300,7 +300,7 @@ func NewCommand(ctx context.Context) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "signal-apiserver",
 		Short: "Aggregated API server that deduplicates signals into RemediationRequests",
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(_ *cobra.Command, _ []string) error {
 			if err := o.Complete(); err != nil {
 				return err
 			}

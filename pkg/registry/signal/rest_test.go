@@ -300,7 +300,7 @@ func TestCreateResolvesOwners(t *testing.T) {
 	}{
 		{
 			name: "resolved to the owner", spec: onPod, result: owner.Result{Target: deployment}, wantCalls: 1,
-			wantTarget: remediationv1alpha1.ResourceReference(deployment), wantSignal: &pod,
+			wantTarget: deployment, wantSignal: &pod,
 		},
 		{
 			name: "its own answer", spec: onPod, result: owner.Result{Target: pod}, wantCalls: 1,
