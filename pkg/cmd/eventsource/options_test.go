@@ -1,6 +1,7 @@
 package eventsource
 
 import (
+	"errors"
 	"os"
 	"reflect"
 	"slices"
@@ -115,7 +116,11 @@ func TestValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
 			if err := parse(t, tt.args...).Validate(); err != nil {
-				for _, e := range err.(utilerrors.Aggregate).Errors() {
+				var agg utilerrors.Aggregate
+				if !errors.As(err, &agg) {
+					t.Fatalf("Validate: %v, want an aggregate", err)
+				}
+				for _, e := range agg.Errors() {
 					got = append(got, e.Error())
 				}
 			}

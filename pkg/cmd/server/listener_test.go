@@ -92,7 +92,7 @@ func listen(t *testing.T) *countingListener {
 // frontProxyCA is the front-proxy CA as delegated authentication reads it:
 // from kube-system/extension-apiserver-authentication, through an informer,
 // empty until the ConfigMap has a CA that parses.
-func frontProxyCA(t *testing.T, ctx context.Context) (*countingCA, *fake.Clientset) {
+func frontProxyCA(ctx context.Context, t *testing.T) (*countingCA, *fake.Clientset) {
 	t.Helper()
 	client := fake.NewClientset()
 	ca, err := dynamiccertificates.NewDynamicCAFromConfigMapController("request-header",
@@ -107,7 +107,7 @@ func frontProxyCA(t *testing.T, ctx context.Context) (*countingCA, *fake.Clients
 func TestCAGatedListenerAcceptsOnceTheCAIsLoaded(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ca, client := frontProxyCA(t, ctx)
+	ca, client := frontProxyCA(ctx, t)
 	inner := listen(t)
 	gated := gateOnCA(inner, ca)
 	defer gated.Close()
@@ -172,7 +172,7 @@ func TestCAGatedListenerClose(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var provider dynamiccertificates.CAContentProvider = dynamiccertificates.NewUnionCAContentProvider()
+			provider := dynamiccertificates.NewUnionCAContentProvider()
 			if tt.ca != nil {
 				var err error
 				if provider, err = dynamiccertificates.NewStaticCAContent("front-proxy-ca", tt.ca); err != nil {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -50,9 +51,7 @@ func messages(err error) []string {
 		return nil
 	}
 	var agg utilerrors.Aggregate
-	if a, ok := err.(utilerrors.Aggregate); ok {
-		agg = a
-	} else {
+	if !errors.As(err, &agg) {
 		return []string{err.Error()}
 	}
 	var msgs []string
