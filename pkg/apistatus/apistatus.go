@@ -32,6 +32,20 @@ const (
 	Failed
 )
 
+// Code is the HTTP status code of the answer for err, an error that a
+// storage returns (nil: 201 Created): its API status's code, or 500 for an
+// error that carries none, as k8s.io/apiserver answers it.
+func Code(err error) int32 {
+	if err == nil {
+		return http.StatusCreated
+	}
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return http.StatusInternalServerError
+	}
+	return status.Status().Code
+}
+
 // Of classifies err, the error of a request to the API (nil: Success). An
 // error that carries no API status is a request that got no answer:
 // Retryable.

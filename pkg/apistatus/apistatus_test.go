@@ -39,3 +39,22 @@ func TestOf(t *testing.T) {
 		t.Errorf("ServiceUnavailable carries no Retry-After: %+v", d)
 	}
 }
+
+func TestCode(t *testing.T) {
+	gr := schema.GroupResource{Group: "signals.remediation.io", Resource: "signals"}
+	tests := []struct {
+		err  error
+		want int32
+	}{
+		{nil, 201},
+		{apierrors.NewForbidden(gr, "", errors.New("no")), 403},
+		{fmt.Errorf("wrapped: %w", apierrors.NewInvalid(gr.WithVersion("v1").GroupVersion().WithKind("Signal").GroupKind(), "", nil)), 422},
+		{ServiceUnavailable(errors.New("busy")), 503},
+		{errors.New("boom"), 500},
+	}
+	for _, tt := range tests {
+		if got := Code(tt.err); got != tt.want {
+			t.Errorf("Code(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+	}
+}

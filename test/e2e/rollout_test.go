@@ -125,7 +125,10 @@ func rolloutSpecs() {
 	Context("a storm of keyed signals across a rollout restart and a deleted replica", func() {
 		It("acknowledges every signal, counts exactly, never opens two RemediationRequests for one target, and sees no 503", func(ctx SpecContext) {
 			createNamespace(ctx, stormNamespace)
-			cfg := rest.CopyConfig(adminConf)
+			// The clients send as users do: a ServiceAccount bound to
+			// signal-sender, so every new replica authorizes them afresh.
+			cfg := rest.AnonymousClientConfig(adminConf)
+			cfg.BearerToken = boundSender(ctx, stormNamespace, "storm-sender")
 			cfg.QPS, cfg.Burst = 5000, 5000
 			s := &storm{
 				client:  versioned.NewForConfigOrDie(cfg).SignalsV1().RESTClient(),

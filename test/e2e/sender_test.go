@@ -31,22 +31,7 @@ func senderSpecs() {
 
 		BeforeAll(func(ctx SpecContext) {
 			createNamespace(ctx, senderNamespace)
-			_, err := kube.CoreV1().ServiceAccounts(senderNamespace).Create(ctx, &corev1.ServiceAccount{
-				ObjectMeta: metav1.ObjectMeta{Name: senderAccount},
-			}, metav1.CreateOptions{})
-			Expect(err).NotTo(HaveOccurred())
-			binding := &rbacv1.ClusterRoleBinding{
-				ObjectMeta: metav1.ObjectMeta{Name: "e2e-signal-sender"},
-				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "signal-sender"},
-				Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: senderAccount, Namespace: senderNamespace}},
-			}
-			_, err = kube.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{})
-			Expect(err).NotTo(HaveOccurred())
-			DeferCleanup(func(ctx context.Context) {
-				Expect(kube.RbacV1().ClusterRoleBindings().Delete(ctx, binding.Name, metav1.DeleteOptions{})).To(Succeed())
-			})
-			token := adminKubectl(ctx, "-n", senderNamespace, "create", "token", senderAccount, "--duration=2h")
-			senderKubeconfig = tokenKubeconfig(token)
+			senderKubeconfig = tokenKubeconfig(boundSender(ctx, senderNamespace, senderAccount))
 
 			By("the sender may create signals and do nothing else of note")
 			for verb, allowed := range map[string]string{
@@ -69,10 +54,9 @@ func senderSpecs() {
 			refusesUnknownField(ctx, kubectl, senderKubeconfig)
 		})
 
-		It("does both with Debian's older kubectl", func(ctx SpecContext) {
-			if _, err := os.Stat(oldKubectl); err != nil {
-				Skip(oldKubectl + " is not installed")
-			}
+		It("does both with an older kubectl (1.32, /usr/bin/kubectl)", func(ctx SpecContext) {
+			_, err := os.Stat(oldKubectl)
+			Expect(err).NotTo(HaveOccurred(), "the older kubectl this spec needs (1.32, from the machine's Cloud SDK package)")
 			out, _, err := runKubectl(ctx, oldKubectl, senderKubeconfig, "version", "--client", "-o", "yaml")
 			Expect(err).NotTo(HaveOccurred())
 			GinkgoWriter.Printf("%s:\n%s\n", oldKubectl, out)
@@ -146,4 +130,24 @@ func tokenKubeconfig(token string) string {
 	path := filepath.Join(GinkgoT().TempDir(), "sender.kubeconfig")
 	ExpectWithOffset(1, clientcmd.WriteToFile(*cfg, path)).To(Succeed())
 	return path
+}
+
+// boundSender creates ServiceAccount namespace/name bound to the
+// signal-sender ClusterRole and nothing else, and returns a token for it.
+func boundSender(ctx context.Context, namespace, name string) string {
+	_, err := kube.CoreV1().ServiceAccounts(namespace).Create(ctx, &corev1.ServiceAccount{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+	}, metav1.CreateOptions{})
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e-" + namespace + "-" + name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "signal-sender"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: namespace}},
+	}
+	_, err = kube.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{})
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	DeferCleanup(func(ctx context.Context) {
+		Expect(kube.RbacV1().ClusterRoleBindings().Delete(ctx, binding.Name, metav1.DeleteOptions{})).To(Succeed())
+	})
+	return adminKubectl(ctx, "-n", namespace, "create", "token", name, "--duration=2h")
 }

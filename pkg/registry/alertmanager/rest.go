@@ -103,15 +103,7 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("not an AlertmanagerNotification: %T", obj))
 	}
 	out, err := r.create(ctx, n, createValidation, dryrun.IsDryRun(options.DryRun))
-	code := int32(201)
-	var status apierrors.APIStatus
-	switch {
-	case errors.As(err, &status):
-		code = status.Status().Code
-	case err != nil:
-		code = 500
-	}
-	notificationsTotal.WithLabelValues(strconv.Itoa(int(code))).Inc()
+	notificationsTotal.WithLabelValues(strconv.Itoa(int(apistatus.Code(err)))).Inc()
 	return out, err
 }
 

@@ -16,6 +16,7 @@ import (
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
+	"github.com/signal-apiserver/signal-apiserver/pkg/apistatus"
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
 	"github.com/signal-apiserver/signal-apiserver/pkg/owner"
 	"github.com/signal-apiserver/signal-apiserver/pkg/registry"
@@ -230,7 +231,7 @@ func TestCreatePartialFailureIs5xx(t *testing.T) {
 	t.Run("conversion retryable", func(t *testing.T) {
 		n := &signals.AlertmanagerNotification{Version: "4", Alerts: []signals.Alert{alert("firing", "a", "f1"), alert("firing", "lookup-fails", "f2")}}
 		_, err := newStorage(t, &fakeDedup{}).Create(sender(), n, nil, &metav1.CreateOptions{})
-		if got := statusCode(err); got != 503 {
+		if got := apistatus.Code(err); got != 503 {
 			t.Fatalf("code = %d (%v), want 503", got, err)
 		}
 	})
@@ -239,7 +240,7 @@ func TestCreatePartialFailureIs5xx(t *testing.T) {
 			d := &fakeDedup{errs: map[string]error{"b": tt.err}}
 			n := &signals.AlertmanagerNotification{Version: "4", Alerts: []signals.Alert{alert("firing", "a", "f1"), alert("firing", "b", "f2")}}
 			_, err := newStorage(t, d).Create(sender(), n, nil, &metav1.CreateOptions{})
-			if got := statusCode(err); got != tt.code {
+			if got := apistatus.Code(err); got != tt.code {
 				t.Fatalf("code = %d (%v), want %d", got, err, tt.code)
 			}
 		})
@@ -308,13 +309,4 @@ func TestBounded(t *testing.T) {
 	if got := bounded(map[string]string{"a": "12345", "b": "1", "c": "123"}, 8); len(got) != 2 || got["a"] == "" || got["c"] != "" {
 		t.Errorf("bounded = %v, want a and b", got)
 	}
-}
-
-// statusCode is the HTTP status code a client gets for err.
-func statusCode(err error) int32 {
-	var status apierrors.APIStatus
-	if errors.As(err, &status) {
-		return status.Status().Code
-	}
-	return 0
 }
