@@ -152,11 +152,11 @@ func (r *Resolver) Resolve(ctx context.Context, apiVersion, kind string) (Kind, 
 	switch {
 	case isNoMatch(err):
 		if groupErr, failed := (*r.failedGroups.Load())[gv.Group]; failed {
-			return Kind{}, fmt.Errorf("%w: discovery of API group %q failed: %v", ErrDiscoveryUnavailable, gv.Group, groupErr)
+			return Kind{}, fmt.Errorf("%w: discovery of API group %q failed: %w", ErrDiscoveryUnavailable, gv.Group, groupErr)
 		}
 		return Kind{}, &UnknownKindError{APIVersion: apiVersion, Kind: kind, Suggestion: r.suggest(gv, kind)}
 	case err != nil:
-		return Kind{}, fmt.Errorf("%w: %v", ErrDiscoveryUnavailable, err)
+		return Kind{}, fmt.Errorf("%w: %w", ErrDiscoveryUnavailable, err)
 	}
 	r.mu.Lock()
 	if len(r.spellings) < maxSpellings {
@@ -253,7 +253,7 @@ func (r *Resolver) Refresh(ctx context.Context) bool {
 		for gv, e := range groupErr.Groups {
 			failed[gv.Group] = e
 		}
-		klog.InfoS("Discovery of some API groups failed; their kinds cannot be resolved until a later refresh", "err", groupErr.Error())
+		klog.FromContext(ctx).Info("Discovery of some API groups failed; their kinds cannot be resolved until a later refresh", "err", groupErr.Error())
 		err = nil
 	}
 	if err == nil {
@@ -266,7 +266,7 @@ func (r *Resolver) Refresh(ctx context.Context) bool {
 		// Until a refresh succeeds, misses do not reach the mapper, which
 		// would read discovery on each.
 		r.usable.Store(false)
-		klog.ErrorS(err, "Reading kube-apiserver's discovery failed; signals about kinds not resolved before are answered 503")
+		klog.FromContext(ctx).Error(err, "Reading kube-apiserver's discovery failed; signals about kinds not resolved before are answered 503")
 		return false
 	}
 	refreshes.WithLabelValues("ok").Inc()

@@ -7,8 +7,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"k8s.io/apimachinery/pkg/api/validate/content"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
-	"k8s.io/apimachinery/pkg/api/validation/path"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -123,7 +123,7 @@ func validateTarget(t *signals.TargetReference, p *field.Path) field.ErrorList {
 // A name that breaks it belongs to no object.
 func objectNameRule(apiVersion string) apimachineryvalidation.ValidateNameFunc {
 	if gv, err := schema.ParseGroupVersion(apiVersion); err == nil && gv.Group == rbacGroup {
-		return path.ValidatePathSegmentName
+		return func(name string, _ bool) []string { return content.IsPathSegmentName(name) }
 	}
 	return apimachineryvalidation.NameIsDNSSubdomain
 }
