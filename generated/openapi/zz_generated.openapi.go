@@ -811,7 +811,7 @@ func schema_signal_apiserver_apis_signals_v1_AlertResult(ref common.ReferenceCal
 					},
 					"outcome": {
 						SchemaProps: spec.SchemaProps{
-							Description: "outcome: Created, Deduplicated, AlreadyCounted, Resolved (the RemediationRequest's lastResolvedAt was set), NoActive (a resolved alert with no active RemediationRequest: nothing to do), or Rejected (the alert cannot be recorded as it is, e.g. its namespace does not exist: a resend would not change that, so the other alerts are recorded and the notification succeeds; reason and message say why).",
+							Description: "outcome: Created, Deduplicated, AlreadyCounted, Held or Blocked (counted on the finished RemediationRequest, whose status.recurrence says until when the next one is held back, and why), Resolved (the RemediationRequest's lastResolvedAt was set), NoActive (a resolved alert with no active RemediationRequest: nothing to do), or Rejected (the alert cannot be recorded as it is, e.g. its namespace does not exist: a resend would not change that, so the other alerts are recorded and the notification succeeds; reason and message say why).",
 							Default:     "",
 							Type:        []string{"string"},
 							Format:      "",
