@@ -50,7 +50,7 @@ func TestPolicyDecide(t *testing.T) {
 		{"cooldown off", Policy{Backoff: time.Minute, BackoffMax: time.Hour}, finished(completed), 0, "", 0, 0, "HoldOver"},
 		{"first failure: 1m", DefaultPolicy, finished(failed), 0, remediationv1alpha1.HoldHeld, time.Minute, 1, "Backoff"},
 		{"timed out after a failure: 2m", DefaultPolicy, finished(remediationv1alpha1.PhaseTimedOut, rec(failed, -10*time.Minute, -5*time.Minute)), 0, remediationv1alpha1.HoldHeld, 2 * time.Minute, 2, "Backoff"},
-		{"skipped passed over in the streak", DefaultPolicy, finished(failed, rec(remediationv1alpha1.PhaseSkipped, -10*time.Minute, -5*time.Minute), rec(failed, -20*time.Minute, -15*time.Minute)), 0, remediationv1alpha1.HoldHeld, time.Minute, 1, "Backoff"},
+		{"skipped passed over in the streak", DefaultPolicy, finished(failed, rec(remediationv1alpha1.PhaseSkipped, -10*time.Minute, -5*time.Minute), rec(failed, -20*time.Minute, -15*time.Minute)), 0, remediationv1alpha1.HoldHeld, 2 * time.Minute, 2, "Backoff"},
 		{"completed ends the streak", DefaultPolicy, finished(failed, rec(completed, -10*time.Minute, -5*time.Minute), rec(failed, -20*time.Minute, -15*time.Minute)), 0, remediationv1alpha1.HoldHeld, time.Minute, 1, "Backoff"},
 		{"third failure: blocked", DefaultPolicy, finished(failed, rec(failed, -10*time.Minute, -5*time.Minute), rec(failed, -20*time.Minute, -15*time.Minute)), 10 * time.Hour, remediationv1alpha1.HoldBlocked, 0, 3, "Blocked"},
 		{"blocking off: capped backoff", Policy{Backoff: time.Minute, BackoffMax: 3 * time.Minute}, finished(failed, rec(failed, -10*time.Minute, -5*time.Minute), rec(failed, -20*time.Minute, -15*time.Minute)), 0, remediationv1alpha1.HoldHeld, 3 * time.Minute, 3, "Backoff"},
