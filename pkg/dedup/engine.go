@@ -120,14 +120,14 @@ type Engine struct {
 	policy       Policy
 	now          func() time.Time
 	recorder     EventRecorder
-	// finished queues the finished RemediationRequests seen without a
-	// finish stamp (Observe), for Run to stamp.
-	finished workqueue.TypedRateLimitingInterface[cache.ObjectName]
 
 	mu sync.Mutex
 	// counters holds, per namespace/fingerprint, the RemediationRequest this
 	// process counts on; it is the freshest knowledge there is about it.
 	counters map[string]*counter
+	// finished queues the finished RemediationRequests seen without a
+	// finish stamp (Observe), for Run to stamp; nil until Run starts.
+	finished workqueue.TypedRateLimitingInterface[cache.ObjectName]
 	// opening shares the opening of a RemediationRequest among the signals
 	// of this process that need it at once, by namespace/fingerprint.
 	opening singleflight.Group
@@ -144,10 +144,6 @@ func NewEngine(client remediationclient.RemediationRequestsGetter, rrCache Cache
 	}
 	for _, opt := range opts {
 		opt(e)
-	}
-	if e.holds() {
-		e.finished = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[cache.ObjectName](),
-			workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: "finished-remediationrequests"})
 	}
 	return e
 }

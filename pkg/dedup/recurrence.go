@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
@@ -292,34 +293,48 @@ func (e *Engine) recordBlocked(rr *remediationv1alpha1.RemediationRequest) {
 // that its hold is measured from close to when it finished rather than from
 // the next signal.
 func (e *Engine) Observe(rr *remediationv1alpha1.RemediationRequest) {
-	if e.holds() && needsSettling(rr) && rr.DeletionTimestamp == nil {
-		e.finished.Add(cache.ObjectName{Namespace: rr.Namespace, Name: rr.Name})
+	if !e.holds() || !needsSettling(rr) || rr.DeletionTimestamp != nil {
+		return
 	}
+	e.queue().Add(cache.ObjectName{Namespace: rr.Namespace, Name: rr.Name})
+}
+
+// queue returns the queue of finished RemediationRequests to stamp, made on
+// first use (its goroutines would outlive an engine that never stamps).
+func (e *Engine) queue() workqueue.TypedRateLimitingInterface[cache.ObjectName] {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.finished == nil {
+		e.finished = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[cache.ObjectName](),
+			workqueue.TypedRateLimitingQueueConfig[cache.ObjectName]{Name: "finished_remediationrequests"})
+	}
+	return e.finished
 }
 
 // Run stamps the finished RemediationRequests Observe queued until ctx
 // ends. Every replica runs it; the write carries the resourceVersion it was
 // computed from, so the first stamp wins and the others find it.
 func (e *Engine) Run(ctx context.Context) {
-	if e.finished == nil {
+	if !e.holds() {
 		return
 	}
+	q := e.queue()
 	go func() {
 		<-ctx.Done()
-		e.finished.ShutDown()
+		q.ShutDown()
 	}()
 	for {
-		key, shutdown := e.finished.Get()
+		key, shutdown := q.Get()
 		if shutdown {
 			return
 		}
 		if err := e.stamp(ctx, key); err != nil {
 			klog.ErrorS(err, "Recording when a RemediationRequest finished", "rr", klog.KRef(key.Namespace, key.Name))
-			e.finished.AddRateLimited(key)
+			q.AddRateLimited(key)
 		} else {
-			e.finished.Forget(key)
+			q.Forget(key)
 		}
-		e.finished.Done(key)
+		q.Done(key)
 	}
 }
 
