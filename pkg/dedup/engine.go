@@ -150,7 +150,10 @@ func NewEngine(client remediationclient.RemediationRequestsGetter, rrCache Cache
 
 // holds reports whether any hold is configured; without one the engine
 // writes nothing on finished RemediationRequests, as earlier versions.
-func (e *Engine) holds() bool { return e.policy != Policy{} }
+func (e *Engine) holds() bool {
+	p := e.policy
+	return p.Cooldown > 0 || (p.Backoff > 0 && p.BackoffMax > 0) || p.BlockAfter > 0
+}
 
 // next is what a signal learnt about the RemediationRequest at its
 // fingerprint's name from a write, fresher than the cache: it was deleted,

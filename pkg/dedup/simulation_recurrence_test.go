@@ -112,4 +112,3 @@ func TestSimulationCatchesBrokenHold(t *testing.T) {
 	}
 	t.Logf("found: %s", failed.report())
 }
-
