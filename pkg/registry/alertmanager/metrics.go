@@ -8,7 +8,7 @@ var (
 	alertsTotal = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace:      "signal_apiserver",
 		Name:           "alertmanager_alerts_total",
-		Help:           "Alerts of Alertmanager notifications by outcome: created, deduplicated, alreadycounted, resolved, noactive, rejected (a 4xx: the whole batch was invalid, or this alert was refused, e.g. 403 for a namespace the sender may not signal about) and failed (the batch was answered 5xx for Alertmanager to retry).",
+		Help:           "Alerts of Alertmanager notifications by outcome: created, deduplicated, alreadycounted, held, blocked, resolved, noactive, rejected (a 4xx: the whole batch was invalid, or this alert was refused, e.g. 403 for a namespace the sender may not signal about) and failed (the batch was answered 5xx for Alertmanager to retry).",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"outcome"})
 	notificationsTotal = metrics.NewCounterVec(&metrics.CounterOpts{
