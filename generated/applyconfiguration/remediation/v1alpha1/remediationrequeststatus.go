@@ -33,7 +33,13 @@ type RemediationRequestStatusApplyConfiguration struct {
 	OverallPhase *remediationv1alpha1.Phase `json:"overallPhase,omitempty"`
 	// deduplication counts the signals of this remediation.
 	Deduplication *DeduplicationStatusApplyConfiguration `json:"deduplication,omitempty"`
-	// conditions are the observations of the remediation controller.
+	// signalSummary is what the signals counted on this RemediationRequest
+	// were: one entry per distinct signal, the highest severity, and which
+	// still fire. Written by signal-apiserver in the same write as
+	// deduplication.
+	SignalSummary *SignalSummaryApplyConfiguration `json:"signalSummary,omitempty"`
+	// conditions are the observations of the remediation controller and of
+	// signal-apiserver (Escalated, SignalsResolved, IdempotencyKeysEvicted).
 	Conditions []v1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 }
 
@@ -56,6 +62,14 @@ func (b *RemediationRequestStatusApplyConfiguration) WithOverallPhase(value reme
 // If called multiple times, the Deduplication field is set to the value of the last call.
 func (b *RemediationRequestStatusApplyConfiguration) WithDeduplication(value *DeduplicationStatusApplyConfiguration) *RemediationRequestStatusApplyConfiguration {
 	b.Deduplication = value
+	return b
+}
+
+// WithSignalSummary sets the SignalSummary field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the SignalSummary field is set to the value of the last call.
+func (b *RemediationRequestStatusApplyConfiguration) WithSignalSummary(value *SignalSummaryApplyConfiguration) *RemediationRequestStatusApplyConfiguration {
+	b.SignalSummary = value
 	return b
 }
 
