@@ -702,15 +702,11 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_SignalSummary(ref common.
 					"signals": {
 						VendorExtensible: spec.VendorExtensible{
 							Extensions: spec.Extensions{
-								"x-kubernetes-list-map-keys": []interface{}{
-									"source",
-									"name",
-								},
-								"x-kubernetes-list-type": "map",
+								"x-kubernetes-list-type": "atomic",
 							},
 						},
 						SchemaProps: spec.SchemaProps{
-							Description: "signals has one entry per distinct signal (source and name), in the order they were first seen, at most 32.",
+							Description: "signals has one entry per distinct signal (source and name), in the order they were first seen, at most 32. Atomic: only signal-apiserver writes it, and managedFields stays one line instead of one per entry.",
 							Type:        []string{"array"},
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{

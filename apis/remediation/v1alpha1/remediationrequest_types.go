@@ -346,11 +346,10 @@ type SignalSummary struct {
 	HighestSeverity string `json:"highestSeverity,omitempty"`
 
 	// signals has one entry per distinct signal (source and name), in the
-	// order they were first seen, at most 32.
+	// order they were first seen, at most 32. Atomic: only signal-apiserver
+	// writes it, and managedFields stays one line instead of one per entry.
 	// +optional
-	// +listType=map
-	// +listMapKey=source
-	// +listMapKey=name
+	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=32
 	Signals []SignalRecord `json:"signals,omitempty"`
 

@@ -32,7 +32,8 @@ type SignalSummaryApplyConfiguration struct {
 	// below info. Empty when no signal had a severity.
 	HighestSeverity *string `json:"highestSeverity,omitempty"`
 	// signals has one entry per distinct signal (source and name), in the
-	// order they were first seen, at most 32.
+	// order they were first seen, at most 32. Atomic: only signal-apiserver
+	// writes it, and managedFields stays one line instead of one per entry.
 	Signals []SignalRecordApplyConfiguration `json:"signals,omitempty"`
 	// otherSignals counts the signals that have no entry in signals: those
 	// of identities beyond the first 32, and those an earlier version of
