@@ -186,6 +186,10 @@ var _ = Describe("The signal summary", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(out).To(MatchRegexp(`(?m)^NAME +# +PHASE +TARGET KIND +TARGET +SEVERITY +OCCURRENCES .*\n\S+ +1 +<none> +Deployment +%s +critical +9 `, target))
 
+		out, err = kubectl(ctx, "explain", "rr.status.signalSummary.otherSignals.count")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(out).To(ContainSubstring("count is how many firing signals without an entry were counted."))
+
 		By("resolving the last one")
 		rr = send("KubeDeploymentReplicasMismatch", "", signalsv1.SignalStatusResolved, 1)
 		Expect(rr).To(haveSignalsResolved("True"))
