@@ -184,7 +184,7 @@ var _ = Describe("The signal summary", func() {
 		Expect(out).To(Equal("critical\n"))
 		out, err = kubectl(ctx, "get", "rr", "-n", ns)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(out).To(MatchRegexp(`(?m)^NAME +# +PHASE +TARGET KIND +TARGET +SEVERITY +OCCURRENCES .*\n\S+ +1 +<none> +Deployment +%s +critical +9 `, target))
+		Expect(out).To(MatchRegexp(`(?m)^NAME +# +PHASE +TARGET KIND +TARGET +SEVERITY +OCCURRENCES .*\n\S+ +1 +Deployment +%s +critical +9 `, target))
 
 		out, err = kubectl(ctx, "explain", "rr.status.signalSummary.otherSignals.count")
 		Expect(err).NotTo(HaveOccurred())
