@@ -12,6 +12,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -200,6 +201,14 @@ var _ = Describe("The signal summary", func() {
 		Expect(rr).To(haveSignalsResolved("False"))
 		Expect(sumOf(signalCounts(rr))).To(Equal(countOf(rr)))
 		Expect(countOf(rr)).To(Equal(int64(10)))
+
+		By("a status write whose summary does not sum to occurrenceCount, from any client")
+		stored, err = summaryOf(ctx, ns, target)()
+		Expect(err).NotTo(HaveOccurred())
+		stored.Status.SignalSummary.Signals[0].Count++
+		_, err = admin.RemediationV1alpha1().RemediationRequests(ns).UpdateStatus(ctx, stored, metav1.UpdateOptions{})
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(ContainSubstring("the counts of status.signalSummary sum to status.deduplication.occurrenceCount"))
 	})
 
 	It("keeps a storm of 1,000 signals over 200 names about one target within its bound, counts exact, the rest in otherSignals", func(ctx SpecContext) {
