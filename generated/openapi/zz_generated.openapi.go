@@ -652,10 +652,17 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_SignalRecord(ref common.R
 					},
 					"state": {
 						SchemaProps: spec.SchemaProps{
-							Description: "state is Firing if the latest of these signals received fired, Resolved if it was resolved.",
+							Description: "state is Firing while firingInstances is not empty, else Resolved.",
 							Default:     "",
 							Type:        []string{"string"},
 							Format:      "",
+						},
+					},
+					"firingInstances": {
+						SchemaProps: spec.SchemaProps{
+							Description: "firingInstances are the instances of this signal that fired and were not resolved since, each the first 8 bytes of the SHA-256 of its idempotency key (Alertmanager's names one alert instance: its fingerprint and startsAt, the same in its firing and its resolved notifications), concatenated (base64 in JSON). Eight zero bytes stand for the instances without a key, and for those beyond the first 15. A Resolved signal removes its own instance; one without a key resolves them all.",
+							Type:        []string{"string"},
+							Format:      "byte",
 						},
 					},
 					"firstSeenAt": {

@@ -101,12 +101,19 @@ type op struct {
 	alreadyCounted bool
 	// source, name and severity are the signal's, for the summary.
 	source, name, severity string
+	// instance is the digest of the idempotency key of a firing or a
+	// Resolved signal, which names the instance it fired or resolved.
+	instance  keyDigest
+	instanced bool
 }
 
 func newOp(s Signal) *op {
 	o := &op{resolved: s.Resolved, at: s.ReceivedAt, source: s.Spec.SignalSource, name: s.Spec.SignalName, severity: s.Spec.Severity}
-	if s.IdempotencyKey != "" && !s.Resolved {
-		o.key, o.keyed = digest(s.IdempotencyKey), true
+	if s.IdempotencyKey != "" {
+		o.instance, o.instanced = digest(s.IdempotencyKey), true
+		if !s.Resolved {
+			o.key, o.keyed = o.instance, true
+		}
 	}
 	return o
 }

@@ -92,9 +92,12 @@ func (u *summary) count(o *op) {
 		e.Count++
 		e.HighestSeverity = higher(e.HighestSeverity, severity)
 		e.LastSeenAt = later(e.LastSeenAt, at)
-		if e.LastResolvedAt == nil || !at.Before(e.LastResolvedAt) {
-			e.State = remediationv1alpha1.SignalFiring
+		// Without a key, a firing signal older than the latest Resolved
+		// one (received by another replica) does not undo it.
+		if o.instanced || e.LastResolvedAt == nil || !at.Before(e.LastResolvedAt) {
+			e.FiringInstances = addInstance(e.FiringInstances, o)
 		}
+		e.State = stateOf(e.FiringInstances)
 	} else {
 		other := u.other()
 		other.Count++
@@ -118,9 +121,14 @@ func (u *summary) resolve(o *op) {
 	at := metav1.NewTime(o.at).Rfc3339Copy()
 	if e := u.entry(o, at); e != nil {
 		e.LastResolvedAt = later(e.LastResolvedAt, at)
-		if e.LastSeenAt == nil || !at.Before(e.LastSeenAt) {
-			e.State = remediationv1alpha1.SignalResolved
+		switch {
+		case o.instanced:
+			e.FiringInstances = removeInstance(e.FiringInstances, o.instance)
+		case e.LastSeenAt == nil || !at.Before(e.LastSeenAt):
+			// The sender resolved the signal, not one instance of it.
+			e.FiringInstances = nil
 		}
+		e.State = stateOf(e.FiringInstances)
 		return
 	}
 	other := u.other()
@@ -187,6 +195,62 @@ func (u *summary) setConditions(rr *remediationv1alpha1.RemediationRequest) {
 		c.Message = "still firing: " + strings.Join(names, ", ") + more
 	}
 	meta.SetStatusCondition(&rr.Status.Conditions, c)
+}
+
+// unkeyed is the instance digest that stands for the firing instances of a
+// signal without a key of their own, or without room for it.
+var unkeyed keyDigest
+
+// addInstance records o's instance as firing in instances.
+func addInstance(instances []byte, o *op) []byte {
+	k := unkeyed
+	if o.instanced {
+		k = o.instance
+	}
+	if indexOf(instances, k) >= 0 {
+		return instances
+	}
+	if k != unkeyed && len(instances)/len(k) >= remediationv1alpha1.MaxFiringInstances-1 {
+		k = unkeyed // one place is kept for it
+		if indexOf(instances, k) >= 0 {
+			return instances
+		}
+	}
+	return append(instances, k[:]...)
+}
+
+// removeInstance records instance k as resolved: it leaves instances; a key
+// not recorded may be one of those without room, whose stand-in goes.
+func removeInstance(instances []byte, k keyDigest) []byte {
+	i := indexOf(instances, k)
+	if i < 0 {
+		i = indexOf(instances, unkeyed)
+	}
+	if i < 0 {
+		return instances
+	}
+	out := append(instances[:i:i], instances[i+len(k):]...)
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// indexOf is the byte offset of k in instances, -1 if absent.
+func indexOf(instances []byte, k keyDigest) int {
+	for i := 0; i+len(k) <= len(instances); i += len(k) {
+		if keyDigest(instances[i:i+len(k)]) == k {
+			return i
+		}
+	}
+	return -1
+}
+
+func stateOf(instances []byte) remediationv1alpha1.SignalState {
+	if len(instances) > 0 {
+		return remediationv1alpha1.SignalFiring
+	}
+	return remediationv1alpha1.SignalResolved
 }
 
 // higher returns the more severe of a and b (both normalized); a if they

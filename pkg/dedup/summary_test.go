@@ -202,3 +202,61 @@ func summarySumMismatch(rr *remediationv1alpha1.RemediationRequest) string {
 	}
 	return ""
 }
+
+func keyedFire(name, key string, sec int) *op {
+	o := fire(name, "warning", sec)
+	o.instance, o.instanced = digest(key), true
+	o.key, o.keyed = o.instance, true
+	return o
+}
+
+func keyedResolve(name, key string, sec int) *op {
+	o := resolveOp(name, sec)
+	o.instance, o.instanced = digest(key), true
+	return o
+}
+
+// TestSummaryInstances: instances of one name (one alert per Pod) share an
+// entry, which resolves only when every one of them has.
+func TestSummaryInstances(t *testing.T) {
+	rr := summaryRR("warning")
+	apply(rr, []*op{keyedFire("KubePodCrashLooping", "pod-a", 0), keyedFire("KubePodCrashLooping", "pod-b", 0)})
+	// Alertmanager resends pod-b, still firing, with pod-a's resolution.
+	apply(rr, []*op{keyedResolve("KubePodCrashLooping", "pod-a", 1), keyedFire("KubePodCrashLooping", "pod-b", 1)})
+	checkSum(t, rr)
+	if e := entryOf(t, rr, "KubePodCrashLooping"); e.State != remediationv1alpha1.SignalFiring || e.Count != 2 || len(e.FiringInstances) != 8 {
+		t.Fatalf("entry %+v, want Firing with pod-b's instance, count 2", e)
+	}
+	if got := condition(rr, remediationv1alpha1.ConditionSignalsResolved); got != "False" {
+		t.Fatalf("SignalsResolved %s while pod-b fires", got)
+	}
+	// A resolution of an instance that never fired here changes nothing.
+	apply(rr, []*op{keyedResolve("KubePodCrashLooping", "pod-z", 2)})
+	if got := condition(rr, remediationv1alpha1.ConditionSignalsResolved); got != "False" {
+		t.Fatalf("SignalsResolved %s after another instance resolved", got)
+	}
+	apply(rr, []*op{keyedResolve("KubePodCrashLooping", "pod-b", 3)})
+	if e := entryOf(t, rr, "KubePodCrashLooping"); e.State != remediationv1alpha1.SignalResolved || e.FiringInstances != nil {
+		t.Fatalf("entry %+v, want Resolved", e)
+	}
+	if got := condition(rr, remediationv1alpha1.ConditionSignalsResolved); got != "True" {
+		t.Fatalf("SignalsResolved %s after both resolved", got)
+	}
+
+	// Beyond the bound the instances share a stand-in.
+	var ops []*op
+	for i := range 20 {
+		ops = append(ops, keyedFire("Many", fmt.Sprint(i), 10))
+	}
+	apply(rr, ops)
+	e := entryOf(t, rr, "Many")
+	if len(e.FiringInstances) != 8*remediationv1alpha1.MaxFiringInstances || indexOf(e.FiringInstances, unkeyed) != 8*(remediationv1alpha1.MaxFiringInstances-1) {
+		t.Fatalf("%d bytes of instances, stand-in at %d", len(e.FiringInstances), indexOf(e.FiringInstances, unkeyed))
+	}
+	// A Resolved without a key resolves every instance.
+	apply(rr, []*op{resolveOp("Many", 11)})
+	if got := condition(rr, remediationv1alpha1.ConditionSignalsResolved); got != "True" {
+		t.Fatalf("SignalsResolved %s after the sender resolved Many", got)
+	}
+	checkSum(t, rr)
+}

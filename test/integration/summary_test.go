@@ -333,6 +333,38 @@ var _ = Describe("The signal summary from a real Alertmanager", Ordered, func() 
 		Expect(countOf(rr)).To(Equal(int64(3)))
 	})
 
+	It("keeps an alert name firing while one of its instances fires", func(ctx SpecContext) {
+		ns := newTestNamespace(ctx)
+		group := "g-" + rand.String(6)
+		target := "api-" + rand.String(6)
+		start := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+		first := deploymentAlert(group, ns, target, "KubePodCrashLooping", "warning", start)
+		first.Labels["instance"] = "10.0.0.1:8080"
+		second := deploymentAlert(group, ns, target, "KubePodCrashLooping", "warning", start)
+		second.Labels["instance"] = "10.0.0.2:8080"
+		am.post(ctx, first, second)
+		Eventually(summaryOf(ctx, ns, target)).WithContext(ctx).Should(haveCount(2))
+
+		// Alertmanager sends the second, still firing, with the first's
+		// resolution.
+		am.post(ctx, resolved(first))
+		var rr *remediationv1alpha1.RemediationRequest
+		Eventually(func() (*metav1.Time, error) {
+			var err error
+			rr, err = summaryOf(ctx, ns, target)()
+			if err != nil {
+				return nil, err
+			}
+			return rr.Status.SignalSummary.Signals[0].LastResolvedAt, nil
+		}).WithContext(ctx).ShouldNot(BeNil())
+		Expect(signalCounts(rr)).To(Equal(map[string]int64{"KubePodCrashLooping": 2}))
+		Expect(signalStates(rr)).To(Equal(map[string]remediationv1alpha1.SignalState{"KubePodCrashLooping": "Firing"}))
+		Expect(rr).To(haveSignalsResolved("False"))
+
+		am.post(ctx, resolved(second))
+		Eventually(summaryOf(ctx, ns, target)).WithContext(ctx).Should(haveSignalsResolved("True"))
+	})
+
 	It("shows a group of five alert names about one Deployment as five entries", func(ctx SpecContext) {
 		ns := newTestNamespace(ctx)
 		group := "g-" + rand.String(6)

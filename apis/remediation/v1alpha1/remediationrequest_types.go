@@ -320,6 +320,10 @@ const (
 // further identities are counted in status.signalSummary.otherSignals.
 const MaxSignalRecords = 32
 
+// MaxFiringInstances bounds the firingInstances of one signal record, the
+// digest that stands for the instances without one included.
+const MaxFiringInstances = 16
+
 // Conditions signal-apiserver sets from the signals it counts.
 const (
 	// ConditionEscalated is True once a signal more severe than any before
@@ -386,10 +390,21 @@ type SignalRecord struct {
 	// +kubebuilder:validation:MaxLength=63
 	HighestSeverity string `json:"highestSeverity,omitempty"`
 
-	// state is Firing if the latest of these signals received fired,
-	// Resolved if it was resolved.
+	// state is Firing while firingInstances is not empty, else Resolved.
 	// +required
 	State SignalState `json:"state"`
+
+	// firingInstances are the instances of this signal that fired and were
+	// not resolved since, each the first 8 bytes of the SHA-256 of its
+	// idempotency key (Alertmanager's names one alert instance: its
+	// fingerprint and startsAt, the same in its firing and its resolved
+	// notifications), concatenated (base64 in JSON). Eight zero bytes stand
+	// for the instances without a key, and for those beyond the first 15. A
+	// Resolved signal removes its own instance; one without a key resolves
+	// them all.
+	// +optional
+	// +kubebuilder:validation:MaxLength=172
+	FiringInstances []byte `json:"firingInstances,omitempty"`
 
 	// firstSeenAt is when the first of these signals was received.
 	// +required

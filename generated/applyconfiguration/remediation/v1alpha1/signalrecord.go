@@ -38,9 +38,17 @@ type SignalRecordApplyConfiguration struct {
 	// highestSeverity is the most severe severity these signals had,
 	// ordered and spelled as in signalSummary.highestSeverity.
 	HighestSeverity *string `json:"highestSeverity,omitempty"`
-	// state is Firing if the latest of these signals received fired,
-	// Resolved if it was resolved.
+	// state is Firing while firingInstances is not empty, else Resolved.
 	State *remediationv1alpha1.SignalState `json:"state,omitempty"`
+	// firingInstances are the instances of this signal that fired and were
+	// not resolved since, each the first 8 bytes of the SHA-256 of its
+	// idempotency key (Alertmanager's names one alert instance: its
+	// fingerprint and startsAt, the same in its firing and its resolved
+	// notifications), concatenated (base64 in JSON). Eight zero bytes stand
+	// for the instances without a key, and for those beyond the first 15. A
+	// Resolved signal removes its own instance; one without a key resolves
+	// them all.
+	FiringInstances []byte `json:"firingInstances,omitempty"`
 	// firstSeenAt is when the first of these signals was received.
 	FirstSeenAt *v1.Time `json:"firstSeenAt,omitempty"`
 	// lastSeenAt is when the latest counted one was received. Absent if
@@ -93,6 +101,16 @@ func (b *SignalRecordApplyConfiguration) WithHighestSeverity(value string) *Sign
 // If called multiple times, the State field is set to the value of the last call.
 func (b *SignalRecordApplyConfiguration) WithState(value remediationv1alpha1.SignalState) *SignalRecordApplyConfiguration {
 	b.State = &value
+	return b
+}
+
+// WithFiringInstances adds the given value to the FiringInstances field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the FiringInstances field.
+func (b *SignalRecordApplyConfiguration) WithFiringInstances(values ...byte) *SignalRecordApplyConfiguration {
+	for i := range values {
+		b.FiringInstances = append(b.FiringInstances, values[i])
+	}
 	return b
 }
 
