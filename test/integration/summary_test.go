@@ -27,7 +27,7 @@ import (
 
 // maxSummaryBytes is the documented bound of status.signalSummary in JSON
 // (docs/dedup.md, "What a RemediationRequest says about its signals").
-const maxSummaryBytes = 25 * 1024
+const maxSummaryBytes = 32 * 1024
 
 // serviceAccountSender returns a client that sends as a new ServiceAccount
 // of namespace, with a token from the TokenRequest API, bound to the
