@@ -18,7 +18,7 @@ const (
 var severitySpellings = map[string]string{
 	"critical": SeverityCritical, "crit": SeverityCritical, "fatal": SeverityCritical,
 	"emergency": SeverityCritical, "emerg": SeverityCritical, "alert": SeverityCritical,
-	"page": SeverityCritical, "p1": SeverityCritical,
+	"page": SeverityCritical, "p0": SeverityCritical, "p1": SeverityCritical,
 	"high": SeverityHigh, "error": SeverityHigh, "err": SeverityHigh, "major": SeverityHigh,
 	"p2":      SeverityHigh,
 	"warning": SeverityWarning, "warn": SeverityWarning, "medium": SeverityWarning,
