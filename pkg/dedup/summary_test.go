@@ -260,3 +260,18 @@ func TestSummaryInstances(t *testing.T) {
 	}
 	checkSum(t, rr)
 }
+
+// TestSummaryOnFinishedRR: apply keeps the summary of a finished
+// RemediationRequest too, for whatever counts on it.
+func TestSummaryOnFinishedRR(t *testing.T) {
+	rr := summaryRR("warning")
+	rr.Status.OverallPhase = remediationv1alpha1.PhaseCompleted
+	apply(rr, []*op{fire("KubePodCrashLooping", "warning", 0), fire("HighErrorRate", "critical", 1), resolveOp("KubePodCrashLooping", 2), resolveOp("HighErrorRate", 2)})
+	checkSum(t, rr)
+	if got := condition(rr, remediationv1alpha1.ConditionSignalsResolved); got != "True" {
+		t.Fatalf("SignalsResolved %s", got)
+	}
+	if got := condition(rr, remediationv1alpha1.ConditionEscalated); got != "True" {
+		t.Fatalf("Escalated %s", got)
+	}
+}
