@@ -34,6 +34,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 	// Group=remediation.io, Version=v1alpha1
 	case v1alpha1.SchemeGroupVersion.WithKind("DeduplicationStatus"):
 		return &remediationv1alpha1.DeduplicationStatusApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("OtherSignals"):
+		return &remediationv1alpha1.OtherSignalsApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("PreviousRemediation"):
 		return &remediationv1alpha1.PreviousRemediationApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("RecurrenceStatus"):
@@ -48,6 +50,10 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &remediationv1alpha1.RemediationRequestStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ResourceReference"):
 		return &remediationv1alpha1.ResourceReferenceApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("SignalRecord"):
+		return &remediationv1alpha1.SignalRecordApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("SignalSummary"):
+		return &remediationv1alpha1.SignalSummaryApplyConfiguration{}
 
 	}
 	return nil

@@ -35,6 +35,7 @@ import (
 func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenAPIDefinition {
 	return map[string]common.OpenAPIDefinition{
 		v1alpha1.DeduplicationStatus{}.OpenAPIModelName():      schema_signal_apiserver_apis_remediation_v1alpha1_DeduplicationStatus(ref),
+		v1alpha1.OtherSignals{}.OpenAPIModelName():             schema_signal_apiserver_apis_remediation_v1alpha1_OtherSignals(ref),
 		v1alpha1.PreviousRemediation{}.OpenAPIModelName():      schema_signal_apiserver_apis_remediation_v1alpha1_PreviousRemediation(ref),
 		v1alpha1.RecurrenceStatus{}.OpenAPIModelName():         schema_signal_apiserver_apis_remediation_v1alpha1_RecurrenceStatus(ref),
 		v1alpha1.RemediationRecord{}.OpenAPIModelName():        schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRecord(ref),
@@ -43,6 +44,8 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1alpha1.RemediationRequestSpec{}.OpenAPIModelName():   schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequestSpec(ref),
 		v1alpha1.RemediationRequestStatus{}.OpenAPIModelName(): schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequestStatus(ref),
 		v1alpha1.ResourceReference{}.OpenAPIModelName():        schema_signal_apiserver_apis_remediation_v1alpha1_ResourceReference(ref),
+		v1alpha1.SignalRecord{}.OpenAPIModelName():             schema_signal_apiserver_apis_remediation_v1alpha1_SignalRecord(ref),
+		v1alpha1.SignalSummary{}.OpenAPIModelName():            schema_signal_apiserver_apis_remediation_v1alpha1_SignalSummary(ref),
 		v1.Alert{}.OpenAPIModelName():                          schema_signal_apiserver_apis_signals_v1_Alert(ref),
 		v1.AlertResult{}.OpenAPIModelName():                    schema_signal_apiserver_apis_signals_v1_AlertResult(ref),
 		v1.AlertmanagerNotification{}.OpenAPIModelName():       schema_signal_apiserver_apis_signals_v1_AlertmanagerNotification(ref),
@@ -175,6 +178,56 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_DeduplicationStatus(ref c
 					},
 				},
 				Required: []string{"firstSeenAt", "lastSeenAt", "occurrenceCount"},
+			},
+		},
+		Dependencies: []string{
+			metav1.Time{}.OpenAPIModelName()},
+	}
+}
+
+func schema_signal_apiserver_apis_remediation_v1alpha1_OtherSignals(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "OtherSignals counts, as one, the signals of a RemediationRequest that have no entry of their own.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"count": {
+						SchemaProps: spec.SchemaProps{
+							Description: "count is how many firing signals without an entry were counted.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"highestSeverity": {
+						SchemaProps: spec.SchemaProps{
+							Description: "highestSeverity is the most severe severity among those received since the summary was kept.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"state": {
+						SchemaProps: spec.SchemaProps{
+							Description: "state is Firing if the latest signal without an entry that was received fired, Resolved if it was resolved; absent if none was received since the summary was kept. The signals here share one state: it cannot tell which of them still fire.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"lastSeenAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "lastSeenAt is when the latest counted one was received, since the summary was kept.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"lastResolvedAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "lastResolvedAt is when the latest Resolved one was received.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"count"},
 			},
 		},
 		Dependencies: []string{
@@ -631,6 +684,12 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequestStatus(
 							Ref:         ref(v1alpha1.RecurrenceStatus{}.OpenAPIModelName()),
 						},
 					},
+					"signalSummary": {
+						SchemaProps: spec.SchemaProps{
+							Description: "signalSummary is what the signals counted on this RemediationRequest were: one entry per distinct signal, the highest severity, and which still fire. Written by signal-apiserver in the same write as deduplication.",
+							Ref:         ref(v1alpha1.SignalSummary{}.OpenAPIModelName()),
+						},
+					},
 					"conditions": {
 						VendorExtensible: spec.VendorExtensible{
 							Extensions: spec.Extensions{
@@ -641,7 +700,7 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequestStatus(
 							},
 						},
 						SchemaProps: spec.SchemaProps{
-							Description: "conditions are the observations of the remediation controller, and signal-apiserver's Held condition.",
+							Description: "conditions are the observations of the remediation controller and of signal-apiserver (Held, Escalated, SignalsResolved, IdempotencyKeysEvicted).",
 							Type:        []string{"array"},
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
@@ -656,7 +715,7 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequestStatus(
 			},
 		},
 		Dependencies: []string{
-			v1alpha1.DeduplicationStatus{}.OpenAPIModelName(), v1alpha1.RecurrenceStatus{}.OpenAPIModelName(), metav1.Condition{}.OpenAPIModelName()},
+			v1alpha1.DeduplicationStatus{}.OpenAPIModelName(), v1alpha1.RecurrenceStatus{}.OpenAPIModelName(), v1alpha1.SignalSummary{}.OpenAPIModelName(), metav1.Condition{}.OpenAPIModelName()},
 	}
 }
 
@@ -702,6 +761,132 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_ResourceReference(ref com
 				Required: []string{"apiVersion", "kind", "name"},
 			},
 		},
+	}
+}
+
+func schema_signal_apiserver_apis_remediation_v1alpha1_SignalRecord(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "SignalRecord is what one distinct signal did on a RemediationRequest.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"source": {
+						SchemaProps: spec.SchemaProps{
+							Description: "source is the signal's spec.source, e.g. alertmanager.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "name is the signal's spec.name: the alert name or event reason.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"count": {
+						SchemaProps: spec.SchemaProps{
+							Description: "count is how many firing signals of this source and name were counted on the RemediationRequest.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"highestSeverity": {
+						SchemaProps: spec.SchemaProps{
+							Description: "highestSeverity is the most severe severity these signals had, ordered and spelled as in signalSummary.highestSeverity.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"state": {
+						SchemaProps: spec.SchemaProps{
+							Description: "state is Firing while firingInstances is not empty, else Resolved.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"firingInstances": {
+						SchemaProps: spec.SchemaProps{
+							Description: "firingInstances are the instances of this signal that fired and were not resolved since, each the first 8 bytes of the SHA-256 of its idempotency key (Alertmanager's names one alert instance: its fingerprint and startsAt, the same in its firing and its resolved notifications), concatenated (base64 in JSON). Eight zero bytes stand for the instances without a key, and for those beyond the first 15. A Resolved signal removes its own instance; one without a key resolves them all.",
+							Type:        []string{"string"},
+							Format:      "byte",
+						},
+					},
+					"firstSeenAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "firstSeenAt is when the first of these signals was received.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"lastSeenAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "lastSeenAt is when the latest counted one was received. Absent if only Resolved ones were.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"lastResolvedAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "lastResolvedAt is when the latest Resolved one was received.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"source", "name", "count", "state", "firstSeenAt"},
+			},
+		},
+		Dependencies: []string{
+			metav1.Time{}.OpenAPIModelName()},
+	}
+}
+
+func schema_signal_apiserver_apis_remediation_v1alpha1_SignalSummary(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "SignalSummary is the bounded record of the distinct signals counted on a RemediationRequest. The counts of signals and otherSignals always sum to status.deduplication.occurrenceCount.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"highestSeverity": {
+						SchemaProps: spec.SchemaProps{
+							Description: "highestSeverity is the most severe severity of the signals counted on the RemediationRequest, the first one included: critical, high, warning or info (senders' spellings mapped, e.g. error to high), or a severity outside that order as its sender spelled it, which ranks below info. Empty when no signal had a severity.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"signals": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "signals has one entry per distinct signal (source and name), in the order they were first seen, at most 32. Atomic: only signal-apiserver writes it, and managedFields stays one line instead of one per entry.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.SignalRecord{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+					"otherSignals": {
+						SchemaProps: spec.SchemaProps{
+							Description: "otherSignals counts the signals that have no entry in signals: those of identities beyond the first 32, and those an earlier version of signal-apiserver counted before it kept a summary.",
+							Ref:         ref(v1alpha1.OtherSignals{}.OpenAPIModelName()),
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.OtherSignals{}.OpenAPIModelName(), v1alpha1.SignalRecord{}.OpenAPIModelName()},
 	}
 }
 

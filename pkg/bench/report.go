@@ -329,6 +329,9 @@ func printNotes(out io.Writer, results *Results) {
 			b.CreatesPerNewRR, b.StatusUpdatesPerNewRR, b.CreateRate, b.StatusUpdateRate, b.Throughput)
 	}
 	storm, keyed := findRow(rows, "storm", SignalAPIServer), findRow(rows, "keyed", SignalAPIServer)
+	if storm != nil && storm.Dedup != nil {
+		fmt.Fprintf(out, "storm: the RemediationRequest's status is %.0f bytes of JSON after the row (deduplication, signalSummary, conditions)\n", storm.Dedup.StatusBytes)
+	}
 	if storm != nil && keyed != nil && storm.Throughput > 0 && storm.Dedup != nil && keyed.Dedup != nil {
 		fmt.Fprintf(out, "keyed: %.0f/s with a %.0f-byte status (key window full), %.0f%% of storm's %.0f/s with a %.0f-byte status\n",
 			keyed.Throughput, keyed.Dedup.StatusBytes, 100*keyed.Throughput/storm.Throughput, storm.Throughput, storm.Dedup.StatusBytes)

@@ -3,6 +3,7 @@ package bench
 import (
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -147,5 +148,16 @@ func TestCheckRow(t *testing.T) {
 	want = []string{"storm/signal-apiserver-x2: a replica answered no signal: [10 0]"}
 	if got := checkRow(oneReplica); !reflect.DeepEqual(got, want) {
 		t.Errorf("checkRow(one replica of two) = %q, want %q", got, want)
+	}
+}
+
+// TestPrintNotesStormStatus: the size of the storm's status after the row
+// is printed, whatever other rows ran.
+func TestPrintNotesStormStatus(t *testing.T) {
+	var out strings.Builder
+	printNotes(&out, &Results{Rows: []Row{{Scenario: "storm", Contender: SignalAPIServer, Dedup: &Dedup{StatusBytes: 1234}}}})
+	want := "storm: the RemediationRequest's status is 1234 bytes of JSON after the row (deduplication, signalSummary, conditions)\n"
+	if !strings.Contains(out.String(), want) {
+		t.Fatalf("notes %q, want the line %q", out.String(), want)
 	}
 }

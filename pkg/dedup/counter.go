@@ -105,12 +105,21 @@ type op struct {
 	// moves is set by a write that found the RemediationRequest finished
 	// and its hold over: the op opens the next one.
 	moves bool
+	// source, name and severity are the signal's, for the summary.
+	source, name, severity string
+	// instance is the digest of the idempotency key of a firing or a
+	// Resolved signal, which names the instance it fired or resolved.
+	instance  keyDigest
+	instanced bool
 }
 
 func newOp(s Signal) *op {
-	o := &op{resolved: s.Resolved, at: s.ReceivedAt}
-	if s.IdempotencyKey != "" && !s.Resolved {
-		o.key, o.keyed = digest(s.IdempotencyKey), true
+	o := &op{resolved: s.Resolved, at: s.ReceivedAt, source: s.Spec.SignalSource, name: s.Spec.SignalName, severity: s.Spec.Severity}
+	if s.IdempotencyKey != "" {
+		o.instance, o.instanced = digest(s.IdempotencyKey), true
+		if !s.Resolved {
+			o.key, o.keyed = o.instance, true
+		}
 	}
 	return o
 }
@@ -299,11 +308,13 @@ func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op)
 	return nil, "", err
 }
 
-// apply adds ops to the deduplication status of rr and returns how many
-// idempotency keys it evicted from the window. A firing op whose key the
-// window holds, or an earlier op of ops carries, is marked alreadyCounted
-// and not counted; its key moves to the end of the window. apply runs again
-// on a fresh object after a conflict, so it sets alreadyCounted afresh.
+// apply adds ops to the deduplication status and the signal summary of rr,
+// and returns how many idempotency keys it evicted from the window. A
+// firing op whose key the window holds, or an earlier op of ops carries, is
+// marked alreadyCounted and not counted, in neither; its key moves to the
+// end of the window. apply runs again on a fresh object after a conflict,
+// so it sets alreadyCounted afresh. It works on finished RemediationRequests
+// as on active ones.
 func apply(rr *remediationv1alpha1.RemediationRequest, ops []*op) int {
 	d := rr.Status.Deduplication
 	if d == nil {
@@ -314,6 +325,7 @@ func apply(rr *remediationv1alpha1.RemediationRequest, ops []*op) int {
 		rr.Status.Deduplication = d
 	}
 	w := loadWindow(d)
+	sum := loadSummary(rr, d)
 	evicted := 0
 	for _, o := range ops {
 		at := metav1.NewTime(o.at)
@@ -321,6 +333,7 @@ func apply(rr *remediationv1alpha1.RemediationRequest, ops []*op) int {
 			if d.LastResolvedAt == nil || d.LastResolvedAt.Before(&at) {
 				d.LastResolvedAt = &at
 			}
+			sum.resolve(o)
 			continue
 		}
 		o.alreadyCounted = o.keyed && w.touch(o.key)
@@ -331,11 +344,13 @@ func apply(rr *remediationv1alpha1.RemediationRequest, ops []*op) int {
 			evicted += w.add(o.key)
 		}
 		d.OccurrenceCount++
+		sum.count(o)
 		if d.LastSeenAt.Before(&at) {
 			d.LastSeenAt = at
 		}
 	}
 	w.store(d)
+	sum.setConditions(rr)
 	if evicted > 0 {
 		d.EvictedIdempotencyKeys += int64(evicted)
 		setEvictedCondition(rr, d.EvictedIdempotencyKeys)

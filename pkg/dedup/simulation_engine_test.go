@@ -53,8 +53,9 @@ func (e *simEngine) submit(ctx context.Context, s simSignal) (simResult, error) 
 		IdempotencyKey:    s.key,
 		Spec: remediationv1alpha1.RemediationRequestSpec{
 			SignalFingerprint: s.fingerprint,
-			SignalName:        "SimulatedAlert",
+			SignalName:        simAlerts[s.alert].name,
 			SignalSource:      "simulation",
+			Severity:          simAlerts[s.alert].severity,
 			TargetResource:    remediationv1alpha1.ResourceReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: s.namespace, Name: s.target},
 			FiringTime:        at,
 			ReceivedTime:      at,

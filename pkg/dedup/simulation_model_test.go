@@ -255,6 +255,9 @@ func (a *simAPI) store(cur, next *rr) *rr {
 			a.problems = append(a.problems, fmt.Sprintf("%s/%s (%s) records idempotency key digest %s twice", next.Namespace, next.Name, next.UID, dup))
 		}
 	}
+	if msg := simSummaryProblem(next); msg != "" {
+		a.problems = append(a.problems, msg)
+	}
 	a.emit(watch.Modified, next)
 	return next.DeepCopy()
 }

@@ -73,6 +73,7 @@ type simSignal struct {
 	dryRun      bool
 	key         string
 	at          time.Time
+	alert       int // which of simAlerts it is
 }
 
 // simFP is one (namespace, fingerprint) the signals of a run go to.
@@ -787,7 +788,7 @@ func (r *simRun) submit(st simStep) {
 	n, fp := r.nodes[st.node], r.cfg.fps[st.fp]
 	sig := simSignal{
 		namespace: fp.namespace, fingerprint: fp.fingerprint, legacy: fp.legacy, target: "app-" + fp.label,
-		resolved: st.resolved, dryRun: st.dryRun, key: st.key, at: time.Now(),
+		resolved: st.resolved, dryRun: st.dryRun, key: st.key, at: time.Now(), alert: r.step % len(simAlerts),
 	}
 	r.mu.Lock()
 	s := &simSubmit{id: len(r.submits) + 1, node: n, sig: sig}

@@ -98,8 +98,8 @@ var _ = Describe("The signals API", func() {
 
 		table, err := kubectl(ctx, "get", "rr", "-n", "default", name)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(table).To(MatchRegexp(`NAME\s+#\s+PHASE\s+TARGET KIND\s+TARGET\s+OCCURRENCES\s+LAST SEEN\s+AGE`))
-		Expect(table).To(MatchRegexp(name + `\s+1\s+Deployment\s+web\s+3\s`))
+		Expect(table).To(MatchRegexp(`NAME\s+#\s+PHASE\s+TARGET KIND\s+TARGET\s+SEVERITY\s+OCCURRENCES\s+LAST SEEN\s+AGE`))
+		Expect(table).To(MatchRegexp(name + `\s+1\s+Deployment\s+web\s+warning\s+3\s`))
 	})
 
 	It("answers with a *RemediationRequest through the generated typed client", func(ctx SpecContext) {

@@ -18,6 +18,7 @@ import (
 	"github.com/onsi/gomega/gexec"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -199,6 +200,44 @@ var _ = Describe("Event source", Ordered, func() {
 		Expect(rr.Status.Deduplication.IdempotencyKeys).To(Equal(keyDigests(crashing, 1, 2, 5, 6)))
 		waitForCount(ctx, ns, "app-sentinel", 1)
 		Expect(sourceMetric(ctx, address, "signal_event_source_submissions_total", map[string]string{"result": "created"})).To(BeZero())
+	})
+
+	It("shows kubelet's BackOff and Unhealthy Events about one Pod as two entries of its Deployment's RemediationRequest", func(ctx SpecContext) {
+		app := "app-probing-" + rand.String(6)
+		labels := map[string]string{"app": app}
+		template := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/app:1"}}}}
+		deploy, err := kube.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: app},
+			Spec:       appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: template},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		rs, err := kube.AppsV1().ReplicaSets(ns).Create(ctx, &appsv1.ReplicaSet{
+			ObjectMeta: metav1.ObjectMeta{Name: app + "-5d8f7c", OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(deploy, appsv1.SchemeGroupVersion.WithKind("Deployment"))}},
+			Spec:       appsv1.ReplicaSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: template},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		pod, err := kube.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: rs.Name + "-x7k2p", Labels: labels, OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(rs, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))}},
+			Spec:       template.Spec,
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		for _, reason := range []string{"BackOff", "Unhealthy"} {
+			ev := warningEvent(ns, reason, app, 1)
+			ev.InvolvedObject = corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: ns, Name: pod.Name, UID: pod.UID}
+			ev.Source = corev1.EventSource{Component: "kubelet", Host: "node-1"}
+			_, err := kube.CoreV1().Events(ns).Create(ctx, ev, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+		}
+
+		rr := waitForCount(ctx, ns, app, 2)
+		Expect(rr.Status.SignalSummary.Signals).To(HaveLen(2))
+		for _, e := range rr.Status.SignalSummary.Signals {
+			Expect(e.Source).To(Equal(eventsource.SignalSource))
+			Expect(e.Count).To(Equal(int64(1)), e.Name)
+			Expect(e.HighestSeverity).To(Equal("warning"))
+			Expect(e.State).To(Equal(remediationv1alpha1.SignalFiring))
+		}
+		Expect([]string{rr.Status.SignalSummary.Signals[0].Name, rr.Status.SignalSummary.Signals[1].Name}).To(ConsistOf("BackOff", "Unhealthy"))
 	})
 })
 

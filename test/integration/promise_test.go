@@ -210,7 +210,7 @@ var _ = Describe("The idempotency-key window", func() {
 		Expect(countOf(&rrs[0])).To(Equal(int64(1000)))
 		Expect(keysIn(&rrs[0])).To(Equal(1000))
 		Expect(rrs[0].Status.Deduplication.EvictedIdempotencyKeys).To(BeZero())
-		Expect(rrs[0].Status.Conditions).To(BeEmpty())
+		Expect(meta.FindStatusCondition(rrs[0].Status.Conditions, remediationv1alpha1.ConditionIdempotencyKeysEvicted)).To(BeNil())
 	})
 
 	It("makes an overflow visible in the RemediationRequest and a metric, never silent", func(ctx SpecContext) {

@@ -81,6 +81,7 @@ const IdempotencyKeyDigestSize = 8
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.overallPhase`
 // +kubebuilder:printcolumn:name="Target Kind",type=string,JSONPath=`.spec.targetResource.kind`
 // +kubebuilder:printcolumn:name="Target",type=string,JSONPath=`.spec.targetResource.name`
+// +kubebuilder:printcolumn:name="Severity",type=string,JSONPath=`.status.signalSummary.highestSeverity`,description="The highest severity of the signals counted on it"
 // +kubebuilder:printcolumn:name="Occurrences",type=integer,JSONPath=`.status.deduplication.occurrenceCount`
 // +kubebuilder:printcolumn:name="Last Seen",type=date,JSONPath=`.status.deduplication.lastSeenAt`
 // +kubebuilder:printcolumn:name="Hold",type=string,JSONPath=`.status.recurrence.hold`,description="Held or Blocked: a finished RemediationRequest whose problem keeps firing, and why the next one is not opened yet"
@@ -286,6 +287,7 @@ type ResourceReference struct {
 
 // RemediationRequestStatus is the progress of a remediation and the count of
 // its signals.
+// +kubebuilder:validation:XValidation:rule="!has(self.signalSummary) || (has(self.deduplication) && (has(self.signalSummary.signals) ? self.signalSummary.signals.map(s, s.count).sum() : 0) + (has(self.signalSummary.otherSignals) ? self.signalSummary.otherSignals.count : 0) == self.deduplication.occurrenceCount)",message="the counts of status.signalSummary sum to status.deduplication.occurrenceCount"
 type RemediationRequestStatus struct {
 	// overallPhase is set by the remediation controller. Empty means Pending.
 	// +optional
@@ -301,8 +303,16 @@ type RemediationRequestStatus struct {
 	// +optional
 	Recurrence *RecurrenceStatus `json:"recurrence,omitempty"`
 
-	// conditions are the observations of the remediation controller, and
-	// signal-apiserver's Held condition.
+	// signalSummary is what the signals counted on this RemediationRequest
+	// were: one entry per distinct signal, the highest severity, and which
+	// still fire. Written by signal-apiserver in the same write as
+	// deduplication.
+	// +optional
+	SignalSummary *SignalSummary `json:"signalSummary,omitempty"`
+
+	// conditions are the observations of the remediation controller and of
+	// signal-apiserver (Held, Escalated, SignalsResolved,
+	// IdempotencyKeysEvicted).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -422,6 +432,151 @@ type RecurrenceStatus struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	HeldCount int64 `json:"heldCount,omitempty"`
+}
+
+// SignalState says whether a signal still fires.
+// +kubebuilder:validation:Enum=Firing;Resolved
+type SignalState string
+
+// States of a signal.
+const (
+	SignalFiring   SignalState = "Firing"
+	SignalResolved SignalState = "Resolved"
+)
+
+// MaxSignalRecords bounds status.signalSummary.signals; the signals of
+// further identities are counted in status.signalSummary.otherSignals.
+const MaxSignalRecords = 32
+
+// MaxFiringInstances bounds the firingInstances of one signal record, the
+// digest that stands for the instances without one included.
+const MaxFiringInstances = 16
+
+// Conditions signal-apiserver sets from the signals it counts.
+const (
+	// ConditionEscalated is True once a signal more severe than any before
+	// it arrived after the RemediationRequest was opened. signal-apiserver
+	// only ever sets it True; a remediation controller that has looked
+	// again sets it False, and the next rise sets it True again.
+	ConditionEscalated = "Escalated"
+	// ConditionSignalsResolved is True when every signal that fired on the
+	// RemediationRequest has since been resolved, False while one fires.
+	ConditionSignalsResolved = "SignalsResolved"
+)
+
+// SignalSummary is the bounded record of the distinct signals counted on a
+// RemediationRequest. The counts of signals and otherSignals always sum to
+// status.deduplication.occurrenceCount.
+type SignalSummary struct {
+	// highestSeverity is the most severe severity of the signals counted on
+	// the RemediationRequest, the first one included: critical, high,
+	// warning or info (senders' spellings mapped, e.g. error to high), or a
+	// severity outside that order as its sender spelled it, which ranks
+	// below info. Empty when no signal had a severity.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	HighestSeverity string `json:"highestSeverity,omitempty"`
+
+	// signals has one entry per distinct signal (source and name), in the
+	// order they were first seen, at most 32. Atomic: only signal-apiserver
+	// writes it, and managedFields stays one line instead of one per entry.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Signals []SignalRecord `json:"signals,omitempty"`
+
+	// otherSignals counts the signals that have no entry in signals: those
+	// of identities beyond the first 32, and those an earlier version of
+	// signal-apiserver counted before it kept a summary.
+	// +optional
+	OtherSignals *OtherSignals `json:"otherSignals,omitempty"`
+}
+
+// SignalRecord is what one distinct signal did on a RemediationRequest.
+type SignalRecord struct {
+	// source is the signal's spec.source, e.g. alertmanager.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Source string `json:"source"`
+
+	// name is the signal's spec.name: the alert name or event reason.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// count is how many firing signals of this source and name were counted
+	// on the RemediationRequest.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	Count int64 `json:"count"`
+
+	// highestSeverity is the most severe severity these signals had,
+	// ordered and spelled as in signalSummary.highestSeverity.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	HighestSeverity string `json:"highestSeverity,omitempty"`
+
+	// state is Firing while firingInstances is not empty, else Resolved.
+	// +required
+	State SignalState `json:"state"`
+
+	// firingInstances are the instances of this signal that fired and were
+	// not resolved since, each the first 8 bytes of the SHA-256 of its
+	// idempotency key (Alertmanager's names one alert instance: its
+	// fingerprint and startsAt, the same in its firing and its resolved
+	// notifications), concatenated (base64 in JSON). Eight zero bytes stand
+	// for the instances without a key, and for those beyond the first 15. A
+	// Resolved signal removes its own instance; one without a key resolves
+	// them all.
+	// +optional
+	// +kubebuilder:validation:MaxLength=172
+	FiringInstances []byte `json:"firingInstances,omitempty"`
+
+	// firstSeenAt is when the first of these signals was received.
+	// +required
+	FirstSeenAt metav1.Time `json:"firstSeenAt"`
+
+	// lastSeenAt is when the latest counted one was received. Absent if
+	// only Resolved ones were.
+	// +optional
+	LastSeenAt *metav1.Time `json:"lastSeenAt,omitempty"`
+
+	// lastResolvedAt is when the latest Resolved one was received.
+	// +optional
+	LastResolvedAt *metav1.Time `json:"lastResolvedAt,omitempty"`
+}
+
+// OtherSignals counts, as one, the signals of a RemediationRequest that
+// have no entry of their own.
+type OtherSignals struct {
+	// count is how many firing signals without an entry were counted.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	Count int64 `json:"count"`
+
+	// highestSeverity is the most severe severity among those received
+	// since the summary was kept.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	HighestSeverity string `json:"highestSeverity,omitempty"`
+
+	// state is Firing if the latest signal without an entry that was
+	// received fired, Resolved if it was resolved; absent if none was
+	// received since the summary was kept. The signals here share one
+	// state: it cannot tell which of them still fire.
+	// +optional
+	State SignalState `json:"state,omitempty"`
+
+	// lastSeenAt is when the latest counted one was received, since the
+	// summary was kept.
+	// +optional
+	LastSeenAt *metav1.Time `json:"lastSeenAt,omitempty"`
+
+	// lastResolvedAt is when the latest Resolved one was received.
+	// +optional
+	LastResolvedAt *metav1.Time `json:"lastResolvedAt,omitempty"`
 }
 
 // RemediationRequestList is a list of RemediationRequests.

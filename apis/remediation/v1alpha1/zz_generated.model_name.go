@@ -27,6 +27,11 @@ func (in DeduplicationStatus) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in OtherSignals) OpenAPIModelName() string {
+	return "io.remediation.v1alpha1.OtherSignals"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in PreviousRemediation) OpenAPIModelName() string {
 	return "io.remediation.v1alpha1.PreviousRemediation"
 }
@@ -64,4 +69,14 @@ func (in RemediationRequestStatus) OpenAPIModelName() string {
 // OpenAPIModelName returns the OpenAPI model name for this type.
 func (in ResourceReference) OpenAPIModelName() string {
 	return "io.remediation.v1alpha1.ResourceReference"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in SignalRecord) OpenAPIModelName() string {
+	return "io.remediation.v1alpha1.SignalRecord"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in SignalSummary) OpenAPIModelName() string {
+	return "io.remediation.v1alpha1.SignalSummary"
 }

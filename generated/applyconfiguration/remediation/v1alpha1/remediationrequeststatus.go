@@ -37,8 +37,14 @@ type RemediationRequestStatusApplyConfiguration struct {
 	// RemediationRequest whose problem may come back: when it finished, and
 	// whether the next one is held back.
 	Recurrence *RecurrenceStatusApplyConfiguration `json:"recurrence,omitempty"`
-	// conditions are the observations of the remediation controller, and
-	// signal-apiserver's Held condition.
+	// signalSummary is what the signals counted on this RemediationRequest
+	// were: one entry per distinct signal, the highest severity, and which
+	// still fire. Written by signal-apiserver in the same write as
+	// deduplication.
+	SignalSummary *SignalSummaryApplyConfiguration `json:"signalSummary,omitempty"`
+	// conditions are the observations of the remediation controller and of
+	// signal-apiserver (Held, Escalated, SignalsResolved,
+	// IdempotencyKeysEvicted).
 	Conditions []v1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 }
 
@@ -69,6 +75,14 @@ func (b *RemediationRequestStatusApplyConfiguration) WithDeduplication(value *De
 // If called multiple times, the Recurrence field is set to the value of the last call.
 func (b *RemediationRequestStatusApplyConfiguration) WithRecurrence(value *RecurrenceStatusApplyConfiguration) *RemediationRequestStatusApplyConfiguration {
 	b.Recurrence = value
+	return b
+}
+
+// WithSignalSummary sets the SignalSummary field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the SignalSummary field is set to the value of the last call.
+func (b *RemediationRequestStatusApplyConfiguration) WithSignalSummary(value *SignalSummaryApplyConfiguration) *RemediationRequestStatusApplyConfiguration {
+	b.SignalSummary = value
 	return b
 }
 
