@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
@@ -200,7 +201,67 @@ var _ = Describe("Event source", Ordered, func() {
 		waitForCount(ctx, ns, "app-sentinel", 1)
 		Expect(sourceMetric(ctx, address, "signal_event_source_submissions_total", map[string]string{"result": "created"})).To(BeZero())
 	})
+
+	It("opens nothing for a tenant's Event about an object in kube-system, and counts it as refused", func(ctx SpecContext) {
+		// A tenant ServiceAccount that may create Events in its own
+		// namespace and nothing else. kube-apiserver lets an Event with
+		// eventTime name an object in any namespace.
+		rbac := kube.RbacV1()
+		_, err := kube.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "tenant"}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = rbac.Roles(ns).Create(ctx, &rbacv1.Role{
+			ObjectMeta: metav1.ObjectMeta{Name: "event-writer"},
+			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create"}}},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = rbac.RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "tenant-event-writer"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "event-writer"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "tenant"}},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		tenant := kubernetes.NewForConfigOrDie(tokenConfig(ctx, ns, "tenant"))
+
+		refusedBefore := sourceMetric(ctx, address, "signal_event_source_events_refused_total", map[string]string{"reason": "other_namespace"})
+		target := "coredns-" + rand.String(6)
+		Eventually(func() error {
+			_, err := tenant.CoreV1().Events(ns).Create(ctx, crossNamespaceEvent(ns, metav1.NamespaceSystem, target), metav1.CreateOptions{})
+			return err
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed(), "RBAC of the tenant's RoleBinding")
+
+		// Created after it by the admin: once it is counted, the tenant's
+		// Event has been seen and handled.
+		_, err = kube.CoreV1().Events(ns).Create(ctx, warningEvent(ns, "BackOff", "app-after-tenant", 1), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		waitForCount(ctx, ns, "app-after-tenant", 1)
+
+		Expect(rrsOf(ctx, metav1.NamespaceSystem, deploymentFingerprint(metav1.NamespaceSystem, target))).To(BeEmpty())
+		list, err := admin.RemediationV1alpha1().RemediationRequests(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(list.Items).To(BeEmpty())
+		Expect(sourceMetric(ctx, address, "signal_event_source_events_refused_total", map[string]string{"reason": "other_namespace"})).
+			To(Equal(refusedBefore + 1))
+	})
 })
+
+// crossNamespaceEvent is an events.k8s.io-style Warning Event (eventTime
+// set) in namespace about a Deployment in objectNamespace, which
+// kube-apiserver accepts from anyone who may create Events in namespace.
+func crossNamespaceEvent(namespace, objectNamespace, deployment string) *corev1.Event {
+	return &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: deployment + ".", Namespace: namespace},
+		InvolvedObject: corev1.ObjectReference{
+			APIVersion: "apps/v1", Kind: "Deployment", Namespace: objectNamespace, Name: deployment,
+		},
+		Reason:              "BackOff",
+		Message:             "Back-off restarting failed container",
+		Type:                corev1.EventTypeWarning,
+		EventTime:           metav1.NowMicro(),
+		Action:              "Restart",
+		ReportingController: "example.com/tenant-controller",
+		ReportingInstance:   "tenant-controller-0",
+	}
+}
 
 // warningEvent is a legacy core/v1 Warning Event about a Deployment, as
 // kubelet and the controllers write them.
