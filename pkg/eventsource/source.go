@@ -90,7 +90,7 @@ type version struct {
 // New returns a Source that has not started yet.
 func New(cfg Config) (*Source, error) {
 	s := &Source{
-		cfg:       cfg,
+		cfg:            cfg,
 		now:            time.Now,
 		logger:         klog.Background(),
 		submitted:      map[string]version{},

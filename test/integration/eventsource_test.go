@@ -227,7 +227,7 @@ var _ = Describe("Event source", Ordered, func() {
 		Eventually(func() error {
 			_, err := tenant.CoreV1().Events(ns).Create(ctx, crossNamespaceEvent(ns, metav1.NamespaceSystem, target), metav1.CreateOptions{})
 			return err
-		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed(), "RBAC of the tenant's RoleBinding")
+		}).WithContext(ctx).WithTimeout(30*time.Second).Should(Succeed(), "RBAC of the tenant's RoleBinding")
 
 		// Created after it by the admin: once it is counted, the tenant's
 		// Event has been seen and handled.
