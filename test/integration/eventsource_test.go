@@ -50,6 +50,8 @@ var _ = Describe("Event source", Ordered, func() {
 		// ns is watched; otherNS is not in --namespaces; excludedNS is in
 		// --namespaces and in --exclude-namespaces.
 		ns, otherNS, excludedNS string
+		// logs are the source's log files, closed once it is stopped.
+		logs []*os.File
 	)
 
 	start := func(ctx context.Context) {
@@ -57,9 +59,12 @@ var _ = Describe("Event source", Ordered, func() {
 		Expect(err).NotTo(HaveOccurred())
 		address = l.Addr().String()
 		Expect(l.Close()).To(Succeed())
+		// Opened for the whole container, not the spec that starts the
+		// source: a source restarted by a spec outlives it, and writing to
+		// a closed log would kill it (EPIPE).
 		log, err := os.OpenFile(filepath.Join(cp.StateDir(), "signal-event-source.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(log.Close)
+		logs = append(logs, log)
 		cmd := exec.Command(binary,
 			"--kubeconfig="+kubeconfig,
 			"--bind-address="+address,
@@ -111,7 +116,12 @@ var _ = Describe("Event source", Ordered, func() {
 		Expect(writeKubeconfig(kubeconfig, conf)).To(Succeed())
 
 		start(ctx)
-		DeferCleanup(func() { source.Kill().Wait(30 * time.Second) })
+		DeferCleanup(func() {
+			source.Kill().Wait(30 * time.Second)
+			for _, log := range logs {
+				Expect(log.Close()).To(Succeed())
+			}
+		})
 	}, NodeTimeout(2*time.Minute))
 
 	It("may only read Events and create Signals", func(ctx SpecContext) {
@@ -337,6 +347,7 @@ func sourceMetric(ctx context.Context, address, family string, labels map[string
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
+		GinkgoWriter.Printf("scraping the event source: %v\n", err)
 		return -1
 	}
 	defer resp.Body.Close()
