@@ -190,7 +190,7 @@ func TestControlPlane(t *testing.T) {
 			"selfsubjectaccessreviews.authorization.k8s.io [] [] [create]",
 			"selfsubjectrulesreviews.authorization.k8s.io [] [] [create]",
 			"subjectaccessreviews.authorization.k8s.io [] [] [create]",
-			"remediationrequests.remediation.io [] [] [create delete get list watch]",
+			"remediationrequests.remediation.io [] [] [create deduplicate delete get list watch]",
 			"namespaces [] [] [get list watch]",
 			"clustertrustbundles.certificates.k8s.io [] [] [get list watch]",
 			"apiservices.apiregistration.k8s.io [] [v1.signals.remediation.io] [get update]",
