@@ -162,10 +162,22 @@ func (r *REST) record(ctx context.Context, sig *signals.Signal, dryRun bool) (si
 // submit lets one alert's signal through the gate, keys and counts it, as
 // the signals storage does; its errors are API errors.
 func (r *REST) submit(ctx context.Context, sig *signals.Signal, dryRun bool) (signals.AlertResult, error) {
-	if err := r.gate.Check(ctx, r.keys.Namespace(sig.Spec.Target), sig.Spec.Target); err != nil {
+	target := sig.Spec.Target
+	if !isFallback(target) {
+		var errs field.ErrorList
+		var err error
+		target, errs, err = r.keys.Target(ctx, target, field.NewPath("spec", "target"))
+		switch {
+		case len(errs) > 0:
+			return signals.AlertResult{}, apierrors.NewInvalid(signals.Kind("Signal"), "", errs)
+		case err != nil:
+			return signals.AlertResult{}, apistatus.ServiceUnavailable(err)
+		}
+	}
+	if err := r.gate.Check(ctx, r.keys.Namespace(target), target); err != nil {
 		return signals.AlertResult{}, err
 	}
-	s, err := r.keys.Key(ctx, sig, dryRun)
+	s, err := r.keys.Key(ctx, sig, target, dryRun)
 	if err != nil {
 		return signals.AlertResult{}, registry.APIError(err, s)
 	}
