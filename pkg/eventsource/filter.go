@@ -19,7 +19,9 @@ const (
 // Filter decides which Events become Signals. Empty include sets let
 // everything through; an exclusion wins over an inclusion.
 type Filter struct {
-	// Namespaces and ExcludeNamespaces match the Event's own namespace.
+	// Namespaces and ExcludeNamespaces match the namespace the Event
+	// speaks about: its involved object's, or the Event's own for a
+	// cluster-scoped object.
 	Namespaces        sets.Set[string]
 	ExcludeNamespaces sets.Set[string]
 	// Reasons and ExcludeReasons match the Event's reason exactly.
@@ -37,7 +39,7 @@ func (f *Filter) Ignore(ev *corev1.Event, now time.Time) string {
 	switch {
 	case ev.Type != corev1.EventTypeWarning:
 		return IgnoredType
-	case f.Namespaces.Len() > 0 && !f.Namespaces.Has(ev.Namespace), f.ExcludeNamespaces.Has(ev.Namespace):
+	case f.Namespaces.Len() > 0 && !f.Namespaces.Has(targetNamespace(ev)), f.ExcludeNamespaces.Has(targetNamespace(ev)):
 		return IgnoredNamespace
 	case f.Reasons.Len() > 0 && !f.Reasons.Has(ev.Reason), f.ExcludeReasons.Has(ev.Reason):
 		return IgnoredReason

@@ -18,6 +18,12 @@ var (
 		Help:           "Event versions not submitted, by the filter that ignored them: type, namespace, reason, age.",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"filter"})
+	eventsRefused = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace:      "signal_event_source",
+		Name:           "events_refused_total",
+		Help:           "Warning Event versions not submitted because the Event may not speak about its involved object: other_namespace (the object is in another namespace than the Event) or no_namespace (no namespace, and not a Node, PersistentVolume or Namespace).",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"reason"})
 	submissions = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace:      "signal_event_source",
 		Name:           "submissions_total",
@@ -35,7 +41,7 @@ var (
 // RegisterMetrics registers the event source's metrics with register, such as
 // legacyregistry.Register for the /metrics the process serves.
 func RegisterMetrics(register func(metrics.Registerable) error) error {
-	for _, m := range []metrics.Registerable{eventsIgnored, submissions, delayed} {
+	for _, m := range []metrics.Registerable{eventsIgnored, eventsRefused, submissions, delayed} {
 		if err := register(m); err != nil {
 			return err
 		}

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/lru"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
@@ -32,6 +33,10 @@ import (
 
 // limiterGCInterval is how often idle per-object limiters are forgotten.
 const limiterGCInterval = time.Minute
+
+// maxRefusalReporters bounds the reporters whose refused Events were
+// logged; one forgotten is logged again.
+const maxRefusalReporters = 1024
 
 // Config configures a Source.
 type Config struct {
@@ -61,6 +66,8 @@ type Source struct {
 	lister   corev1listers.EventLister
 	queue    workqueue.TypedRateLimitingInterface[string]
 	now      func() time.Time
+	// logger is the one Run was given, for the event handlers.
+	logger klog.Logger
 
 	mu sync.Mutex
 	// submitted is, by Event key, the version last submitted, so that an
@@ -68,6 +75,10 @@ type Source struct {
 	submitted map[string]version
 	// limiters are the per-object rate limits, by involved object.
 	limiters map[string]*rate.Limiter
+	// refusalsLogged are the reporters (Event namespace and component)
+	// whose refused Events were logged: once each, so that a tenant
+	// writing such Events cannot flood the log.
+	refusalsLogged *lru.Cache
 }
 
 // version is one version of an Event, as its idempotency key counts it.
@@ -79,10 +90,12 @@ type version struct {
 // New returns a Source that has not started yet.
 func New(cfg Config) (*Source, error) {
 	s := &Source{
-		cfg:       cfg,
-		now:       time.Now,
-		submitted: map[string]version{},
-		limiters:  map[string]*rate.Limiter{},
+		cfg:            cfg,
+		now:            time.Now,
+		logger:         klog.Background(),
+		submitted:      map[string]version{},
+		limiters:       map[string]*rate.Limiter{},
+		refusalsLogged: lru.New(maxRefusalReporters),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](cfg.RetryBaseDelay, cfg.RetryMaxDelay),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "events"}),
@@ -126,6 +139,7 @@ func (s *Source) Run(ctx context.Context) error {
 	defer utilruntime.HandleCrashWithContext(ctx)
 	defer s.queue.ShutDown()
 
+	s.logger = klog.FromContext(ctx)
 	s.factory.Start(ctx.Done())
 	defer s.factory.Shutdown()
 	klog.FromContext(ctx).Info("Waiting for the Events informer to sync")
@@ -146,6 +160,12 @@ func (s *Source) enqueue(obj any) {
 	if !ok {
 		return
 	}
+	if ev.Type == corev1.EventTypeWarning {
+		if why := Refuse(ev); why != "" {
+			s.refused(ev, why)
+			return
+		}
+	}
 	if why := s.cfg.Filter.Ignore(ev, s.now()); why != "" {
 		eventsIgnored.WithLabelValues(why).Inc()
 		return
@@ -156,6 +176,21 @@ func (s *Source) enqueue(obj any) {
 		return
 	}
 	s.queue.Add(key)
+}
+
+// refused counts an Event that may not speak about its involved object and
+// logs it, once per reporter.
+func (s *Source) refused(ev *corev1.Event, why string) {
+	eventsRefused.WithLabelValues(why).Inc()
+	key := reporter(ev)
+	if _, seen := s.refusalsLogged.Get(key); seen {
+		return
+	}
+	s.refusalsLogged.Add(key, struct{}{})
+	o := ev.InvolvedObject
+	s.logger.Info("Refusing an Event about an object it may not speak about; further ones from this reporter are only counted",
+		"event", klog.KObj(ev), "reporter", key, "reason", why,
+		"involvedObject", klog.KRef(o.Namespace, o.Name), "kind", o.Kind, "apiVersion", o.APIVersion)
 }
 
 func (s *Source) forget(obj any) {

@@ -125,6 +125,8 @@ func TestControlPlane(t *testing.T) {
 			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Verb: "update", Namespace: "default"}, false},
 			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Verb: "patch", Namespace: "default"}, false},
 			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Verb: "delete", Namespace: "default"}, true},
+			// Not an API verb: it names the server to policy.yaml.
+			{authorizationv1.ResourceAttributes{Group: "remediation.io", Resource: "remediationrequests", Verb: "deduplicate"}, true},
 			{authorizationv1.ResourceAttributes{Group: "authentication.k8s.io", Resource: "tokenreviews", Verb: "create"}, true},
 			{authorizationv1.ResourceAttributes{Group: "authorization.k8s.io", Resource: "subjectaccessreviews", Verb: "create"}, true},
 			{authorizationv1.ResourceAttributes{Resource: "configmaps", Verb: "get", Namespace: "kube-system", Name: "extension-apiserver-authentication"}, true},
@@ -190,7 +192,7 @@ func TestControlPlane(t *testing.T) {
 			"selfsubjectaccessreviews.authorization.k8s.io [] [] [create]",
 			"selfsubjectrulesreviews.authorization.k8s.io [] [] [create]",
 			"subjectaccessreviews.authorization.k8s.io [] [] [create]",
-			"remediationrequests.remediation.io [] [] [create delete get list watch]",
+			"remediationrequests.remediation.io [] [] [create deduplicate delete get list watch]",
 			"namespaces [] [] [get list watch]",
 			"clustertrustbundles.certificates.k8s.io [] [] [get list watch]",
 			"apiservices.apiregistration.k8s.io [] [v1.signals.remediation.io] [get update]",

@@ -19,6 +19,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
+	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
 )
 
 const (
@@ -27,6 +28,8 @@ const (
 	// minBackOffVersions is how many BackOff Event versions the spec waits
 	// for before it stops the crash loop.
 	minBackOffVersions = 3
+	// crossNamespace holds an Event about an object in kube-system.
+	crossNamespace = "e2e-cross-namespace"
 )
 
 // The event source's log line (--v=2) for a Signal it submitted, and its
@@ -102,6 +105,54 @@ func eventSourceSpecs() {
 			Expect(rr.Spec.SignalTarget.Kind).To(Equal("Pod"))
 			Expect(rr.Spec.SignalName).To(Equal("BackOff"))
 			Expect(countOf(rr)).To(Equal(int64(len(observed))))
+		})
+	})
+
+	Context("an Event in one namespace about an object in another", func() {
+		It("opens no RemediationRequest in the other namespace, and the event source counts it as refused", func(ctx SpecContext) {
+			createNamespace(ctx, crossNamespace)
+			refusedBefore := sum(eventSourceMetrics(ctx), "signal_event_source_events_refused_total", map[string]string{"reason": "other_namespace"})
+
+			// kube-apiserver accepts an Event with eventTime about an object
+			// in any namespace from whoever may create Events in its own.
+			victim := "coredns-e2e"
+			_, err := kube.CoreV1().Events(crossNamespace).Create(ctx, &corev1.Event{
+				ObjectMeta: metav1.ObjectMeta{GenerateName: victim + ".", Namespace: crossNamespace},
+				InvolvedObject: corev1.ObjectReference{
+					APIVersion: "apps/v1", Kind: "Deployment", Namespace: metav1.NamespaceSystem, Name: victim,
+				},
+				Reason:              "BackOff",
+				Message:             "Back-off restarting failed container",
+				Type:                corev1.EventTypeWarning,
+				EventTime:           metav1.NowMicro(),
+				Action:              "Restart",
+				ReportingController: "example.com/tenant-controller",
+				ReportingInstance:   "tenant-controller-0",
+			}, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+
+			// Written after it: once its RemediationRequest exists, the event
+			// source has handled the cross-namespace Event (a watch delivers
+			// Events in the order they were written).
+			now := metav1.Now()
+			_, err = kube.CoreV1().Events(crossNamespace).Create(ctx, &corev1.Event{
+				ObjectMeta: metav1.ObjectMeta{GenerateName: "sentinel.", Namespace: crossNamespace},
+				InvolvedObject: corev1.ObjectReference{
+					APIVersion: "apps/v1", Kind: "Deployment", Namespace: crossNamespace, Name: "sentinel",
+				},
+				Reason: "BackOff", Message: "sentinel", Type: corev1.EventTypeWarning, Count: 1,
+				FirstTimestamp: now, LastTimestamp: now, Source: corev1.EventSource{Component: "e2e"},
+			}, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			sentinelFP := fingerprint.ForObject("", remediationv1alpha1.ResourceReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: crossNamespace, Name: "sentinel"})
+			Eventually(func() []remediationv1alpha1.RemediationRequest {
+				return rrsOf(ctx, crossNamespace, sentinelFP)
+			}).WithContext(ctx).WithTimeout(2 * time.Minute).Should(HaveLen(1))
+
+			victimFP := fingerprint.ForObject("", remediationv1alpha1.ResourceReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: metav1.NamespaceSystem, Name: victim})
+			Expect(rrsOf(ctx, metav1.NamespaceSystem, victimFP)).To(BeEmpty())
+			Expect(sum(eventSourceMetrics(ctx), "signal_event_source_events_refused_total", map[string]string{"reason": "other_namespace"})).
+				To(Equal(refusedBefore + 1))
 		})
 	})
 }

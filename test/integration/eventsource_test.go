@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
@@ -50,6 +51,8 @@ var _ = Describe("Event source", Ordered, func() {
 		// ns is watched; otherNS is not in --namespaces; excludedNS is in
 		// --namespaces and in --exclude-namespaces.
 		ns, otherNS, excludedNS string
+		// logs are the source's log files, closed once it is stopped.
+		logs []*os.File
 	)
 
 	start := func(ctx context.Context) {
@@ -57,9 +60,12 @@ var _ = Describe("Event source", Ordered, func() {
 		Expect(err).NotTo(HaveOccurred())
 		address = l.Addr().String()
 		Expect(l.Close()).To(Succeed())
+		// Opened for the whole container, not the spec that starts the
+		// source: a source restarted by a spec outlives it, and writing to
+		// a closed log would kill it (EPIPE).
 		log, err := os.OpenFile(filepath.Join(cp.StateDir(), "signal-event-source.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(log.Close)
+		logs = append(logs, log)
 		cmd := exec.Command(binary,
 			"--kubeconfig="+kubeconfig,
 			"--bind-address="+address,
@@ -111,7 +117,12 @@ var _ = Describe("Event source", Ordered, func() {
 		Expect(writeKubeconfig(kubeconfig, conf)).To(Succeed())
 
 		start(ctx)
-		DeferCleanup(func() { source.Kill().Wait(30 * time.Second) })
+		DeferCleanup(func() {
+			source.Kill().Wait(30 * time.Second)
+			for _, log := range logs {
+				Expect(log.Close()).To(Succeed())
+			}
+		})
 	}, NodeTimeout(2*time.Minute))
 
 	It("may only read Events and create Signals", func(ctx SpecContext) {
@@ -239,7 +250,64 @@ var _ = Describe("Event source", Ordered, func() {
 		}
 		Expect([]string{rr.Status.SignalSummary.Signals[0].Name, rr.Status.SignalSummary.Signals[1].Name}).To(ConsistOf("BackOff", "Unhealthy"))
 	})
+
+	It("opens nothing for a tenant's Event about an object in kube-system, and counts it as refused", func(ctx SpecContext) {
+		// A tenant ServiceAccount that may create Events in its own
+		// namespace and nothing else. kube-apiserver lets an Event with
+		// eventTime name an object in any namespace.
+		rbac := kube.RbacV1()
+		_, err := kube.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "tenant"}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = rbac.Roles(ns).Create(ctx, &rbacv1.Role{
+			ObjectMeta: metav1.ObjectMeta{Name: "event-writer"},
+			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create"}}},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = rbac.RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "tenant-event-writer"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "event-writer"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "tenant"}},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		tenant := kubernetes.NewForConfigOrDie(tokenConfig(ctx, ns, "tenant"))
+
+		refusedBefore := sourceMetric(ctx, address, "signal_event_source_events_refused_total", map[string]string{"reason": "other_namespace"})
+		target := "coredns-" + rand.String(6)
+		Eventually(func() error {
+			_, err := tenant.CoreV1().Events(ns).Create(ctx, crossNamespaceEvent(ns, metav1.NamespaceSystem, target), metav1.CreateOptions{})
+			return err
+		}).WithContext(ctx).WithTimeout(30*time.Second).Should(Succeed(), "RBAC of the tenant's RoleBinding")
+
+		// Created after it by the admin: once it is counted, the tenant's
+		// Event has been seen and handled.
+		_, err = kube.CoreV1().Events(ns).Create(ctx, warningEvent(ns, "BackOff", "app-after-tenant", 1), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		waitForCount(ctx, ns, "app-after-tenant", 1)
+
+		Expect(rrsOf(ctx, metav1.NamespaceSystem, deploymentFingerprint(metav1.NamespaceSystem, target))).To(BeEmpty())
+		Expect(sourceMetric(ctx, address, "signal_event_source_events_refused_total", map[string]string{"reason": "other_namespace"})).
+			To(Equal(refusedBefore + 1))
+	})
 })
+
+// crossNamespaceEvent is an events.k8s.io-style Warning Event (eventTime
+// set) in namespace about a Deployment in objectNamespace, which
+// kube-apiserver accepts from anyone who may create Events in namespace.
+func crossNamespaceEvent(namespace, objectNamespace, deployment string) *corev1.Event {
+	return &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: deployment + ".", Namespace: namespace},
+		InvolvedObject: corev1.ObjectReference{
+			APIVersion: "apps/v1", Kind: "Deployment", Namespace: objectNamespace, Name: deployment,
+		},
+		Reason:              "BackOff",
+		Message:             "Back-off restarting failed container",
+		Type:                corev1.EventTypeWarning,
+		EventTime:           metav1.NowMicro(),
+		Action:              "Restart",
+		ReportingController: "example.com/tenant-controller",
+		ReportingInstance:   "tenant-controller-0",
+	}
+}
 
 // warningEvent is a legacy core/v1 Warning Event about a Deployment, as
 // kubelet and the controllers write them.
@@ -315,6 +383,7 @@ func sourceMetric(ctx context.Context, address, family string, labels map[string
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
+		GinkgoWriter.Printf("scraping the event source: %v\n", err)
 		return -1
 	}
 	defer resp.Body.Close()

@@ -84,8 +84,11 @@ func previousRRs() []remediationv1alpha1.RemediationRequest {
 }
 
 // restore creates rr as it was captured: the object, then its status (a
-// create drops status).
-func restore(ctx context.Context, client versioned.Interface, rr remediationv1alpha1.RemediationRequest) {
+// create drops status) as its writers wrote it: the phase by client, a
+// remediation controller, and the deduplication block by server, the
+// previous release's server (artifacts/deploy/policy.yaml lets nobody else
+// write it, and the server no phase).
+func restore(ctx context.Context, client, server versioned.Interface, rr remediationv1alpha1.RemediationRequest) {
 	rrs := client.RemediationV1alpha1().RemediationRequests(rr.Namespace)
 	fresh := &remediationv1alpha1.RemediationRequest{
 		ObjectMeta: metav1.ObjectMeta{Name: rr.Name, Namespace: rr.Namespace, Annotations: rr.Annotations, Labels: rr.Labels},
@@ -94,7 +97,11 @@ func restore(ctx context.Context, client versioned.Interface, rr remediationv1al
 	created, err := rrs.Create(ctx, fresh, metav1.CreateOptions{})
 	Expect(err).NotTo(HaveOccurred())
 	created.Status = rr.Status
-	_, err = rrs.UpdateStatus(ctx, created, metav1.UpdateOptions{})
+	created.Status.Deduplication = nil
+	created, err = rrs.UpdateStatus(ctx, created, metav1.UpdateOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	created.Status.Deduplication = rr.Status.Deduplication
+	_, err = server.RemediationV1alpha1().RemediationRequests(rr.Namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{})
 	Expect(err).NotTo(HaveOccurred())
 }
 
@@ -157,8 +164,11 @@ var _ = Describe("Upgrading from the previous release", Ordered, func() {
 		Expect(cp.InstallCRDsFrom(ctx, filepath.Join("testdata", "crd-previous.yaml"))).To(Succeed())
 		_, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
+		serverConf, err := cp.AddUser(controlplane.ServerUser, controlplane.ServerGroups)
+		Expect(err).NotTo(HaveOccurred())
+		asServer := versioned.NewForConfigOrDie(serverConf)
 		for _, rr := range previousRRs() {
-			restore(ctx, admin, rr)
+			restore(ctx, admin, asServer, rr)
 			byName[rr.Name] = rr
 		}
 	})
