@@ -1,7 +1,8 @@
 // Package alertmanager is the REST face of the create-only
-// alertmanagernotifications resource: an Alertmanager webhook notification
-// is validated whole, then every alert is recorded as a Signal through the
-// same conversion and engine as the signals resource. The batch is answered
+// alertmanagernotifications resource: every alert of an Alertmanager webhook
+// notification is recorded as a Signal through the same gate, key policy
+// and engine as the signals resource, or Rejected alone; alerts about one
+// RemediationRequest are applied in body order. The batch is answered
 // 2xx only if every alert was recorded, else 5xx so Alertmanager retries;
 // each alert carries an idempotency key, so a retry counts nothing twice.
 package alertmanager
