@@ -31,10 +31,11 @@ import (
 // not pick (the key is scoped to one RemediationRequest). Try later.
 var ErrOwnerLookupFailed = errors.New("the owner of the target could not be looked up")
 
-// Bounds of a plausible startsAt: a signal that claims to have started
-// later than MaxStartsAtSkew after it was received, or before
-// MinStartsAt, has a broken clock behind it, and its RemediationRequest's
-// firingTime is the time received instead (AnnotationFiringTimeClamped).
+// MaxStartsAtSkew and MinStartsAt bound a plausible startsAt: a signal
+// that claims to have started later than MaxStartsAtSkew after it was
+// received, or before MinStartsAt, has a broken clock behind it, and its
+// RemediationRequest's firingTime is the time received instead
+// (AnnotationFiringTimeClamped).
 const MaxStartsAtSkew = 5 * time.Minute
 
 // MinStartsAt is the earliest plausible startsAt.

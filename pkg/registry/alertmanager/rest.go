@@ -156,7 +156,7 @@ func (r *REST) create(ctx context.Context, n *signals.AlertmanagerNotification, 
 
 	works := r.convert(n)
 	r.key(ctx, works, dryRun)
-	r.submit(ctx, works, dryRun)
+	r.submit(ctx, works)
 
 	results := make([]signals.AlertResult, len(works))
 	failures := make([]error, len(works))
@@ -289,7 +289,7 @@ func (r *REST) key(ctx context.Context, works []work, dryRun bool) {
 // RemediationRequests with the same first signal, counts and resolutions.
 // Different RemediationRequests are worked on concurrently. A group stops
 // at its first failure, so that the retry applies its alerts in order.
-func (r *REST) submit(ctx context.Context, works []work, dryRun bool) {
+func (r *REST) submit(ctx context.Context, works []work) {
 	groups := map[string][]*work{}
 	var order []string
 	for i := range works {
