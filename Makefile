@@ -100,7 +100,7 @@ soak: build control-plane ## Send mixed signals for SOAK (default 10m) and sampl
 	go run ./cmd/signal-bench --server-binary "$(SERVER_BINARY)" --soak $(SOAK) --json bin/bench/soak.json
 
 FUZZTIME ?= 20s
-FUZZ_TARGETS := FuzzValidateSignal:./apis/signals/validation FuzzFingerprint:./pkg/fingerprint FuzzDecodeSignal:./apis/signals/install FuzzKeyWindow:./pkg/dedup
+FUZZ_TARGETS := FuzzValidateSignal:./apis/signals/validation FuzzFingerprint:./pkg/fingerprint FuzzResolveSpellings:./pkg/targets FuzzDecodeSignal:./apis/signals/install FuzzKeyWindow:./pkg/dedup
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 20s) on top of its checked-in seed corpus.

@@ -32,6 +32,7 @@ import (
 	alertmanagerregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/alertmanager"
 	signalregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/signal"
 	"github.com/signal-apiserver/signal-apiserver/pkg/signalkey"
+	"github.com/signal-apiserver/signal-apiserver/pkg/targets"
 )
 
 // ExtraConfig is what the signals API group needs besides a generic server.
@@ -41,6 +42,10 @@ type ExtraConfig struct {
 	// Keys is how signals are keyed: --cluster-id,
 	// --cluster-scoped-namespace and owner resolution (--resolve-owners).
 	Keys signalkey.Policy
+	// TargetKinds resolves the kinds of signal targets through
+	// kube-apiserver's discovery; the server reads discovery once before it
+	// is ready. Keys.Kinds is set to it.
+	TargetKinds *targets.Resolver
 	// AlertmanagerTargetRules map alert labels to the objects they name.
 	AlertmanagerTargetRules []alertmanagerregistry.TargetRule
 	// ManagedNamespaces are the namespaces RemediationRequests may be
@@ -112,6 +117,9 @@ func (c completedConfig) New() (*Server, error) {
 	if err := c.startManagedNamespaces(generic, gate); err != nil {
 		return nil, err
 	}
+	if err := c.startTargetKinds(generic); err != nil {
+		return nil, err
+	}
 	if err := c.installSignalsAPIGroup(generic, gate, engine); err != nil {
 		return nil, err
 	}
@@ -126,7 +134,7 @@ func (c completedConfig) registerMetrics() error {
 	}
 	for _, registerMetrics := range []func(func(metrics.Registerable) error) error{
 		dedup.RegisterMetrics, owner.RegisterMetrics, registry.RegisterMetrics, frontproxy.RegisterMetrics,
-		signalregistry.RegisterMetrics, alertmanagerregistry.RegisterMetrics, registerServerMetrics,
+		signalregistry.RegisterMetrics, alertmanagerregistry.RegisterMetrics, targets.RegisterMetrics, registerServerMetrics,
 	} {
 		if err := registerMetrics(register); err != nil {
 			return err
@@ -220,6 +228,34 @@ func (c completedConfig) startManagedNamespaces(generic *genericapiserver.Generi
 	return generic.AddReadyzChecks(healthz.NamedCheck("managed-namespaces-synced", func(*http.Request) error {
 		if !managed.Informer().HasSynced() {
 			return errors.New("the informer of managed namespaces (--namespace-selector) has not synced")
+		}
+		return nil
+	}))
+}
+
+// startTargetKinds reads kube-apiserver's discovery, retrying, for
+// resolving target kinds, and adds the readiness check that it was read:
+// before, no signal's target can be told from a made-up one.
+func (c completedConfig) startTargetKinds(generic *genericapiserver.GenericAPIServer) error {
+	kinds := c.ExtraConfig.TargetKinds
+	if kinds == nil {
+		return nil
+	}
+	c.ExtraConfig.Keys.Kinds = kinds
+	if err := generic.AddPostStartHook("read-target-kind-discovery", func(ctx genericapiserver.PostStartHookContext) error {
+		go func() {
+			// Refresh is rate-limited to once per targets.MinRefreshInterval.
+			_ = wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+				return kinds.Refresh(ctx), nil
+			})
+		}()
+		return nil
+	}); err != nil {
+		return err
+	}
+	return generic.AddReadyzChecks(healthz.NamedCheck("target-kind-discovery", func(*http.Request) error {
+		if !kinds.HasRead() {
+			return errors.New("kube-apiserver's discovery, which resolves the kinds of signal targets, has not been read")
 		}
 		return nil
 	}))

@@ -31,6 +31,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
+	"github.com/signal-apiserver/signal-apiserver/pkg/bench/netns"
 	"github.com/signal-apiserver/signal-apiserver/pkg/controlplane"
 )
 
@@ -95,6 +96,13 @@ type Options struct {
 	// Out receives the table and the targets; Log the progress.
 	Out io.Writer
 	Log io.Writer
+	// EndpointIP is the address of the network namespace the run lives in
+	// (netns.Address): the replicas listen there too and the aggregator
+	// reaches them through EndpointSlices. Nil means the run has no
+	// namespace of its own: everything stays on loopback and the rows of two
+	// replicas are skipped, for the reason NoNamespace gives.
+	EndpointIP  net.IP
+	NoNamespace string
 	// CPUProfile, if set, is where a CPU profile of signal-apiserver (the
 	// first replica) taken during row CPUProfileRow ("scenario/contender")
 	// goes; it lasts CPUProfileSeconds.
@@ -117,17 +125,21 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	loadBefore := loadAverage()
 	// Requests reach signal-apiserver as they do in a cluster: through a
 	// Service whose endpoints the aggregator picks from, which needs an
-	// address outside the loopback range. Without one, through an
-	// ExternalName Service for localhost, and with one replica only.
-	_, hostIPErr := controlplane.HostIP()
-	routing := hostIPErr == nil
+	// address outside the loopback range: the one of the run's own network
+	// namespace, where "all addresses" are that one and loopback. Without
+	// it, through an ExternalName Service for localhost, and with one
+	// replica only.
+	routing := o.EndpointIP != nil
 	var serverArgs []string
 	if routing {
+		if err := netns.Check(o.EndpointIP); err != nil {
+			return err
+		}
 		serverArgs = append(serverArgs, "--bind-address=0.0.0.0")
 	}
 	fmt.Fprintf(o.Log, "starting etcd, kube-apiserver and signal-apiserver (state and logs in %s)\n", o.StateDir)
 	cp, server, err := controlplane.StartWithServer(ctx, controlplane.Options{
-		BinDir: o.BinDir, StateDir: o.StateDir, ServerBinary: o.ServerBinary, RepoRoot: o.RepoRoot, AggregatorRouting: routing,
+		BinDir: o.BinDir, StateDir: o.StateDir, ServerBinary: o.ServerBinary, RepoRoot: o.RepoRoot, EndpointIP: o.EndpointIP,
 	}, "signal-apiserver", serverArgs...)
 	if err != nil {
 		return err
@@ -154,6 +166,7 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	results.Machine.LoadAverageBefore = loadBefore
 	results.Machine.EtcdArgs = cmdline(cpu.pids["etcd"][0])
 	results.Machine.AggregatorRouting = routing
+	results.Machine.Network = network(o)
 
 	senderConfig, err := o.senderConfig(ctx, cp, core)
 	if err != nil {
@@ -205,7 +218,7 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	}
 	if len(twoReplicas) > 0 {
 		if !routing {
-			results.Notes = append(results.Notes, fmt.Sprintf("%s rows skipped: the aggregator spreads over replicas through EndpointSlices, which need an address outside the loopback range (%v)", SignalAPIServerX2, hostIPErr))
+			results.Notes = append(results.Notes, fmt.Sprintf("%s rows skipped: the aggregator spreads over replicas through EndpointSlices, which refuse loopback addresses, and the run has no network namespace of its own for another address (%s)", SignalAPIServerX2, o.NoNamespace))
 		} else {
 			if err := b.addReplica(ctx, serverArgs); err != nil {
 				return err
@@ -231,12 +244,21 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	return report(o, results)
 }
 
+// network describes where the run's servers and clients are.
+func network(o Options) string {
+	if o.EndpointIP == nil {
+		return "the machine's loopback only, no network namespace of its own (" + o.NoNamespace + ")"
+	}
+	return fmt.Sprintf("a network namespace of its own: loopback and %s (%v)", netns.Interface, o.EndpointIP)
+}
+
 // report prints the results, writes the JSON and returns ErrChecksFailed
 // if any check failed.
 func report(o Options, results *Results) error {
 	m := results.Machine
 	fmt.Fprintf(o.Out, "\nmachine: %d CPUs (%s), GOMAXPROCS %d, %s, kube-apiserver %s, %s; load average %s before, %s after\n",
 		m.NumCPU, m.CPUModel, m.GOMAXPROCS, m.MemTotal, m.KubeAPIServerVersion, m.GoVersion, m.LoadAverageBefore, m.LoadAverageAfter)
+	fmt.Fprintf(o.Out, "network: %s\n", m.Network)
 	fmt.Fprintf(o.Out, "etcd: %s\nscale %g, warm-up %d requests per row, signal-apiserver's Signals sent as %s\n\n", strings.Join(m.EtcdArgs, " "), results.Scale, results.Warmup, results.Sender)
 	if err := printTable(o.Out, results.Rows); err != nil {
 		return err

@@ -32,6 +32,9 @@ type Machine struct {
 	// signal-apiserver through the endpoints of its Service, chosen per
 	// request; else through an ExternalName Service for localhost.
 	AggregatorRouting bool `json:"aggregatorRouting"`
+	// Network says where the run's servers listened and its clients sent:
+	// in a network namespace of its own, or on the machine's loopback.
+	Network string `json:"network"`
 }
 
 func machineInfo(disco discovery.ServerVersionInterface) Machine {

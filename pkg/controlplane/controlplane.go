@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -71,11 +72,14 @@ type Options struct {
 	RepoRoot string
 	// WithoutCRDs leaves the CRDs of artifacts/crd out until InstallCRDs.
 	WithoutCRDs bool
-	// AggregatorRouting makes kube-apiserver's aggregator send each request
-	// to a random endpoint of the APIService's Service, as it does with
-	// --enable-aggregator-routing: RegisterAPIServiceEndpoints spreads
-	// requests over several servers. RegisterAPIService does not work then.
-	AggregatorRouting bool
+	// EndpointIP, if set, is where RegisterAPIServiceEndpoints says the
+	// servers are, and kube-apiserver's aggregator sends each request to a
+	// random endpoint of the APIService's Service, as it does with
+	// --enable-aggregator-routing; RegisterAPIService does not work then.
+	// EndpointSlices refuse loopback addresses, so it must be an address of
+	// a network namespace the caller made for the run (pkg/bench/netns),
+	// never one of the machine's own interfaces.
+	EndpointIP net.IP
 }
 
 // ControlPlane is a running etcd and kube-apiserver with the RemediationRequest
@@ -114,6 +118,9 @@ func Start(ctx context.Context, o Options) (_ *ControlPlane, retErr error) {
 		if err := os.RemoveAll(filepath.Join(o.StateDir, dir)); err != nil {
 			return nil, err
 		}
+	}
+	if o.EndpointIP != nil && (o.EndpointIP.To4() == nil || o.EndpointIP.IsLoopback()) {
+		return nil, fmt.Errorf("controlplane: EndpointIP %v is not an IPv4 address outside the loopback range", o.EndpointIP)
 	}
 	if err := os.MkdirAll(filepath.Join(o.StateDir, "etcd"), 0o700); err != nil {
 		return nil, err
@@ -184,7 +191,7 @@ func Start(ctx context.Context, o Options) (_ *ControlPlane, retErr error) {
 		// Anonymous requests only for health checks, as hardened clusters
 		// do: anything else unauthenticated gets 401.
 		Set("authentication-config", c.pki.path("authentication-config.yaml"))
-	if o.AggregatorRouting {
+	if o.EndpointIP != nil {
 		c.env.ControlPlane.GetAPIServer().Configure().Set("enable-aggregator-routing", "true")
 	}
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"time"
 
@@ -29,48 +28,21 @@ const servicePort = 443
 // controller takes them for its own.
 const endpointSliceManager = "signal-apiserver-controlplane"
 
-// HostIP returns the first IPv4 address of an interface that is up and not
-// a loopback: EndpointSlices refuse loopback addresses.
-func HostIP() (net.IP, error) {
-	interfaces, err := net.Interfaces()
-	if err != nil {
-		return nil, err
-	}
-	for _, iface := range interfaces {
-		if iface.Flags&net.FlagUp == 0 || iface.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		addrs, err := iface.Addrs()
-		if err != nil {
-			continue
-		}
-		for _, addr := range addrs {
-			if ipNet, ok := addr.(*net.IPNet); ok && ipNet.IP.To4() != nil && !ipNet.IP.IsLoopback() {
-				return ipNet.IP.To4(), nil
-			}
-		}
-	}
-	return nil, errors.New("no IPv4 address outside the loopback range")
-}
-
 // RegisterAPIServiceEndpoints points kube-apiserver's aggregator at servers
 // the way a Deployment behind a Service is reached: a ClusterIP Service with
-// one EndpointSlice per server at HostIP, and the APIService
-// v1.signals.remediation.io on it. With Options.AggregatorRouting the
-// aggregator picks a random ready endpoint for every request. The servers
-// must listen on HostIP (--bind-address=0.0.0.0). It replaces what an
-// earlier call registered and waits until kube-apiserver serves discovery of
+// one EndpointSlice per server at Options.EndpointIP, and the APIService
+// v1.signals.remediation.io on it. The aggregator (--enable-aggregator-routing)
+// picks a random ready endpoint for every request. The servers must listen
+// on EndpointIP (--bind-address=0.0.0.0). It replaces what an earlier call
+// registered and waits until kube-apiserver serves discovery of
 // signals.remediation.io/v1.
 func (c *ControlPlane) RegisterAPIServiceEndpoints(ctx context.Context, servers ...*Server) error {
-	if !c.opts.AggregatorRouting {
-		return errors.New("controlplane: RegisterAPIServiceEndpoints needs Options.AggregatorRouting")
+	ip := c.opts.EndpointIP
+	if ip == nil {
+		return errors.New("controlplane: RegisterAPIServiceEndpoints needs Options.EndpointIP")
 	}
 	if len(servers) == 0 {
 		return errors.New("controlplane: no servers to register")
-	}
-	ip, err := HostIP()
-	if err != nil {
-		return err
 	}
 	core, err := kubernetes.NewForConfig(c.admin)
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 
 // StartWithServer starts etcd and kube-apiserver (Start), then one
 // signal-apiserver named name with extraArgs, and registers its APIService:
-// with o.AggregatorRouting through a Service with EndpointSlices
+// with o.EndpointIP through a Service with EndpointSlices
 // (RegisterAPIServiceEndpoints), else through an ExternalName Service
 // (RegisterAPIService). It returns once the aggregator serves the signals
 // group; on error everything it started is stopped.
@@ -25,7 +25,7 @@ func StartWithServer(ctx context.Context, o Options, name string, extraArgs ...s
 	if err != nil {
 		return nil, nil, err
 	}
-	if o.AggregatorRouting {
+	if o.EndpointIP != nil {
 		err = cp.RegisterAPIServiceEndpoints(ctx, server)
 	} else {
 		err = cp.RegisterAPIService(ctx, server)

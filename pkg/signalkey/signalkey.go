@@ -16,6 +16,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
@@ -23,6 +24,7 @@ import (
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
 	"github.com/signal-apiserver/signal-apiserver/pkg/fingerprint"
 	"github.com/signal-apiserver/signal-apiserver/pkg/owner"
+	"github.com/signal-apiserver/signal-apiserver/pkg/targets"
 )
 
 // ErrOwnerLookupFailed means the owner of a keyed signal's target could not
@@ -48,8 +50,17 @@ type OwnerResolver interface {
 	Resolve(ctx context.Context, target remediationv1alpha1.ResourceReference) owner.Result
 }
 
+// KindResolver resolves the kind a sender wrote to the one kube-apiserver
+// serves; *targets.Resolver is the implementation.
+type KindResolver interface {
+	Resolve(ctx context.Context, apiVersion, kind string) (targets.Kind, error)
+}
+
 // Policy is how signals are keyed.
 type Policy struct {
+	// Kinds resolves target kinds through discovery; nil takes every
+	// target as its sender wrote it (for tests of other parts only).
+	Kinds KindResolver
 	// ClusterID goes into default fingerprints (--cluster-id).
 	ClusterID string
 	// ClusterScopedNamespace holds the RemediationRequests of signals about
@@ -60,6 +71,39 @@ type Policy struct {
 	Owners OwnerResolver
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
+}
+
+// Target returns t, a validated target, named as discovery names it: the
+// canonical group and Kind (docs/dedup.md, "What identifies a target"). A
+// target discovery does not know, or whose namespace does not fit its
+// kind's scope, is the sender's mistake, returned as field errors under
+// path; the error, wrapping targets.ErrDiscoveryUnavailable, is the
+// server's (retryable). Resolving before the namespace of a signal's
+// RemediationRequest is derived keeps a cluster-scoped target from passing
+// the gate of a namespace it names.
+func (p *Policy) Target(ctx context.Context, t signals.TargetReference, path *field.Path) (signals.TargetReference, field.ErrorList, error) {
+	if p.Kinds == nil {
+		return t, nil, nil
+	}
+	k, err := p.Kinds.Resolve(ctx, t.APIVersion, t.Kind)
+	var unknown *targets.UnknownKindError
+	switch {
+	case errors.As(err, &unknown):
+		return t, field.ErrorList{field.Invalid(path.Child("kind"), t.Kind, unknown.Error())}, nil
+	case err != nil:
+		return t, nil, err
+	}
+	canonical := t
+	canonical.APIVersion, canonical.Kind = k.GroupVersion().String(), k.Kind
+	switch {
+	case k.Namespaced && t.Namespace == "":
+		return t, field.ErrorList{field.Required(path.Child("namespace"),
+			fmt.Sprintf("%s is namespaced: the namespace of the %s is required", k.GroupKind(), k.Kind))}, nil
+	case !k.Namespaced && t.Namespace != "":
+		return t, field.ErrorList{field.Invalid(path.Child("namespace"), t.Namespace,
+			fmt.Sprintf("%s is cluster-scoped: a %s has no namespace, leave it empty (its RemediationRequests live in the cluster-scoped namespace)", k.GroupKind(), k.Kind))}, nil
+	}
+	return canonical, nil, nil
 }
 
 // Namespace is where the RemediationRequests of signals about target live:
@@ -79,13 +123,14 @@ func (p *Policy) Fingerprint(target signals.TargetReference) string {
 	return fingerprint.ForObject(p.ClusterID, remediationv1alpha1.ResourceReference(target))
 }
 
-// Key returns the engine's signal for sig, a validated Signal: where its
+// Key returns the engine's signal for sig, a validated Signal whose target
+// is target as Target resolved it: where its
 // RemediationRequest lives, its fingerprint (and the one versions before the
 // API group was part of it gave it), and the RemediationRequest it opens.
 // Dry-run resolves owners too, so that it answers with the
 // RemediationRequest a real signal would find. The error is
 // ErrOwnerLookupFailed, wrapped.
-func (p *Policy) Key(ctx context.Context, sig *signals.Signal, dryRun bool) (dedup.Signal, error) {
+func (p *Policy) Key(ctx context.Context, sig *signals.Signal, target signals.TargetReference, dryRun bool) (dedup.Signal, error) {
 	now := time.Now
 	if p.Now != nil {
 		now = p.Now
@@ -103,14 +148,14 @@ func (p *Policy) Key(ctx context.Context, sig *signals.Signal, dryRun bool) (ded
 			firing = received
 		}
 	}
-	target := remediationv1alpha1.ResourceReference(spec.Target)
-	resolved := target
+	sent := remediationv1alpha1.ResourceReference(spec.Target)
+	resolved := remediationv1alpha1.ResourceReference(target)
 	fp, legacyFP := fingerprint.ForKey(spec.Fingerprint), ""
 	if spec.Fingerprint == "" {
 		if p.Owners != nil {
-			res := p.Owners.Resolve(ctx, target)
+			res := p.Owners.Resolve(ctx, resolved)
 			if res.FallbackReason == owner.ReasonLookupFailed && spec.IdempotencyKey != "" {
-				return dedup.Signal{}, fmt.Errorf("%w: %s %s/%s: %s", ErrOwnerLookupFailed, target.Kind, target.Namespace, target.Name, res.Message)
+				return dedup.Signal{}, fmt.Errorf("%w: %s %s/%s: %s", ErrOwnerLookupFailed, resolved.Kind, resolved.Namespace, resolved.Name, res.Message)
 			}
 			resolved = res.Target
 			if res.FallbackReason != "" {
@@ -122,12 +167,14 @@ func (p *Policy) Key(ctx context.Context, sig *signals.Signal, dryRun bool) (ded
 		}
 		fp, legacyFP = fingerprint.ForObject(p.ClusterID, resolved), fingerprint.LegacyForObject(p.ClusterID, resolved)
 	}
+	// The target as its sender wrote it, where the RemediationRequest's
+	// differs: another spelling of its kind, or an object it is owned by.
 	var signalTarget *remediationv1alpha1.ResourceReference
-	if resolved != target {
-		signalTarget = &target
+	if resolved != sent {
+		signalTarget = &sent
 	}
 	return dedup.Signal{
-		Namespace:         p.Namespace(spec.Target),
+		Namespace:         p.Namespace(target),
 		Fingerprint:       fp,
 		LegacyFingerprint: legacyFP,
 		Resolved:          spec.Status == signals.SignalStatusResolved,

@@ -2,47 +2,68 @@ package signalkey
 
 import (
 	"context"
+	"errors"
 	"testing"
-	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
-	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
+	"github.com/signal-apiserver/signal-apiserver/pkg/targets"
 )
 
-// TestKeyClampsImplausibleStartsAt: a startsAt far in the future or before
-// 2000 becomes the time received, annotated; a plausible one is kept.
-func TestKeyClampsImplausibleStartsAt(t *testing.T) {
-	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
-	p := &Policy{ClusterScopedNamespace: "signals", Now: func() time.Time { return now }}
-	tests := []struct {
-		name     string
-		startsAt time.Time
-		clamped  bool
-	}{
-		{"an hour ago", now.Add(-time.Hour), false},
-		{"within the skew", now.Add(4 * time.Minute), false},
-		{"a year ahead", now.AddDate(1, 0, 0), true},
-		{"1970", time.Unix(0, 0), true},
+// kinds is a discovery of Deployments (namespaced) and Nodes (cluster-scoped).
+type kinds struct{}
+
+func (kinds) Resolve(_ context.Context, apiVersion, kind string) (targets.Kind, error) {
+	switch {
+	case apiVersion == "apps/v1" && (kind == "Deployment" || kind == "deploy"):
+		return targets.Kind{GroupVersionKind: schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}, Namespaced: true}, nil
+	case apiVersion == "v1" && (kind == "Node" || kind == "nodes"):
+		return targets.Kind{GroupVersionKind: schema.GroupVersionKind{Version: "v1", Kind: "Node"}}, nil
+	case kind == "Unavailable":
+		return targets.Kind{}, targets.ErrDiscoveryUnavailable
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			startsAt := metav1.NewTime(tt.startsAt)
-			sig := &signals.Signal{Spec: signals.SignalSpec{
-				Source: "test", Name: "X", Status: signals.SignalStatusFiring, StartsAt: &startsAt,
-				Target: signals.TargetReference{APIVersion: "v1", Kind: "Node", Name: "n"},
-			}}
-			s, err := p.Key(context.Background(), sig, false)
-			if err != nil {
-				t.Fatal(err)
+	return targets.Kind{}, &targets.UnknownKindError{APIVersion: apiVersion, Kind: kind}
+}
+
+func TestTarget(t *testing.T) {
+	p := &Policy{Kinds: kinds{}, ClusterScopedNamespace: "signal-apiserver"}
+	path := field.NewPath("spec", "target")
+	for _, tc := range []struct {
+		name      string
+		in        signals.TargetReference
+		want      signals.TargetReference
+		wantField string
+		wantErr   error
+	}{
+		{name: "canonical", in: signals.TargetReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "payments", Name: "web"},
+			want: signals.TargetReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "payments", Name: "web"}},
+		{name: "short name", in: signals.TargetReference{APIVersion: "apps/v1", Kind: "deploy", Namespace: "payments", Name: "web"},
+			want: signals.TargetReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "payments", Name: "web"}},
+		{name: "cluster-scoped", in: signals.TargetReference{APIVersion: "v1", Kind: "nodes", Name: "node-1"},
+			want: signals.TargetReference{APIVersion: "v1", Kind: "Node", Name: "node-1"}},
+		{name: "unknown kind", in: signals.TargetReference{APIVersion: "apps/v1", Kind: "Deploymnet", Namespace: "payments", Name: "web"}, wantField: "spec.target.kind"},
+		{name: "namespaced kind without a namespace", in: signals.TargetReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"}, wantField: "spec.target.namespace"},
+		// The side door: a cluster-scoped target must not derive its RR's
+		// namespace (and so the gate's) from a namespace its sender chose.
+		{name: "cluster-scoped kind with a namespace", in: signals.TargetReference{APIVersion: "v1", Kind: "Node", Namespace: "payments", Name: "node-1"}, wantField: "spec.target.namespace"},
+		{name: "discovery unavailable", in: signals.TargetReference{APIVersion: "v1", Kind: "Unavailable", Name: "x"}, wantErr: targets.ErrDiscoveryUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, errs, err := p.Target(context.Background(), tc.in, path)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("error %v, want %v", err, tc.wantErr)
 			}
-			want := tt.startsAt
-			if tt.clamped {
-				want = now
-			}
-			if !s.Spec.FiringTime.Time.Equal(want) || (s.Annotations[signalsv1.AnnotationFiringTimeClamped] != "") != tt.clamped {
-				t.Errorf("firingTime %v, annotations %v; want %v, clamped %t", s.Spec.FiringTime, s.Annotations, want, tt.clamped)
+			switch {
+			case tc.wantField != "":
+				if len(errs) != 1 || errs[0].Field != tc.wantField {
+					t.Fatalf("field errors %v, want one on %s", errs, tc.wantField)
+				}
+			case len(errs) > 0:
+				t.Fatalf("field errors %v", errs)
+			case tc.wantErr == nil && got != tc.want:
+				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
 		})
 	}

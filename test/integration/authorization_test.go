@@ -231,6 +231,29 @@ var _ = Describe("Sender authorization per namespace", Ordered, func() {
 			value(before, "signal_apiserver_signals_total", map[string]string{"source": "authz-test", "outcome": "rejected"})).To(BeEquivalentTo(4))
 	})
 
+	It("refuses a tenant's signals about cluster-scoped objects given its own namespace with 422 on spec.target.namespace, opening nothing", func(ctx SpecContext) {
+		before := scrape(ctx)
+		for _, target := range []signalsv1.TargetReference{
+			{APIVersion: "v1", Kind: "Node", Name: "node-1"},
+			{APIVersion: "v1", Kind: "Namespace", Name: "kube-system"},
+			{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding", Name: "cluster-admin"},
+		} {
+			for _, dryRun := range [][]string{nil, {metav1.DryRunAll}} {
+				s := newSignal(tenantNamespace)
+				target.Namespace = tenantNamespace
+				s.Spec.Target = target
+				_, err := tenant.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{DryRun: dryRun})
+				Expect(invalidField(err)).To(Equal([]string{"spec.target.namespace"}), "%s %s", target.Kind, target.Name)
+				Expect(err.Error()).To(ContainSubstring("is cluster-scoped"))
+				Expect(rrsOf(ctx, tenantNamespace, fingerprintOf(s))).To(BeEmpty())
+			}
+		}
+		after := scrape(ctx)
+		for _, family := range []string{"signal_apiserver_remediationrequest_creates_total", "signal_apiserver_status_writes_total"} {
+			Expect(total(after, family)-total(before, family)).To(BeZero(), family)
+		}
+	})
+
 	It("lets a tenant dry-run signals about its own namespace", func(ctx SpecContext) {
 		s := newSignal(tenantNamespace)
 		rr, err := tenant.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})

@@ -122,6 +122,16 @@ var _ = Describe("Owner resolution", func() {
 		Expect(delta("signal_apiserver_owner_metadata_requests_total", map[string]string{"resource": "replicasets", "result": "ok"})).To(Equal(1.0))
 	})
 
+	It("resolves a Pod spelled pod to its Deployment, keeping the spelling in spec.signalTarget", func(ctx SpecContext) {
+		app := "web-" + rand.String(8)
+		_, rs := createDeploymentRS(ctx, app)
+		pod := createPod(ctx, rs.Name+"-a1b2c", podRS(rs))
+		rr := send(ctx, signalAbout("v1", "pod", pod.Name), metav1.CreateOptions{})
+		Expect(rr.Spec.TargetResource).To(Equal(ref("apps/v1", "Deployment", app)))
+		Expect(rr.Spec.SignalTarget).To(Equal(new(ref("v1", "pod", pod.Name))))
+		Expect(rrsOf(ctx, ns, fingerprintOfRef(ref("apps/v1", "Deployment", app)))).To(HaveLen(1))
+	})
+
 	It("resolves a Pod of a StatefulSet to the StatefulSet", func(ctx SpecContext) {
 		app := "db-" + rand.String(8)
 		labels := map[string]string{"app": app}

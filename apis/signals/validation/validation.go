@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/validate/content"
+	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -44,7 +45,9 @@ func Truncate(s string, n int) string {
 	return s[:n]
 }
 
-var kindRegexp = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*$`)
+// kindRegexp admits a Kind or a resource name: CRDs' plural, singular and
+// short names may hold dashes.
+var kindRegexp = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`)
 
 // ValidateSignal returns every problem of s, each with its field path.
 func ValidateSignal(s *signals.Signal) field.ErrorList {
@@ -94,7 +97,7 @@ func validateTarget(t *signals.TargetReference, p *field.Path) field.ErrorList {
 	case len(t.Kind) > MaxKindLength:
 		errs = append(errs, field.TooLong(p.Child("kind"), "", MaxKindLength))
 	case !kindRegexp.MatchString(t.Kind):
-		errs = append(errs, field.Invalid(p.Child("kind"), t.Kind, "must be a Kubernetes kind: a letter followed by letters and digits"))
+		errs = append(errs, field.Invalid(p.Child("kind"), t.Kind, "must be a Kubernetes kind or resource name: a letter followed by letters, digits and dashes"))
 	}
 	if t.Namespace != "" {
 		for _, msg := range utilvalidation.IsDNS1123Label(t.Namespace) {
@@ -107,12 +110,26 @@ func validateTarget(t *signals.TargetReference, p *field.Path) field.ErrorList {
 	case len(t.Name) > utilvalidation.DNS1123SubdomainMaxLength:
 		errs = append(errs, field.TooLong(p.Child("name"), "", utilvalidation.DNS1123SubdomainMaxLength))
 	default:
-		for _, msg := range content.IsPathSegmentName(t.Name) {
+		for _, msg := range objectNameRule(t.APIVersion)(t.Name, false) {
 			errs = append(errs, field.Invalid(p.Child("name"), t.Name, msg))
 		}
 	}
 	return errs
 }
+
+// objectNameRule is the rule kube-apiserver checks the names of apiVersion's
+// objects with: RBAC's may be any path segment (system:node), every other
+// kind's, custom resources included, are DNS-1123 subdomains or stricter.
+// A name that breaks it belongs to no object.
+func objectNameRule(apiVersion string) apimachineryvalidation.ValidateNameFunc {
+	if gv, err := schema.ParseGroupVersion(apiVersion); err == nil && gv.Group == rbacGroup {
+		return func(name string, _ bool) []string { return content.IsPathSegmentName(name) }
+	}
+	return apimachineryvalidation.NameIsDNSSubdomain
+}
+
+// rbacGroup is the API group of Roles, ClusterRoles and their bindings.
+const rbacGroup = "rbac.authorization.k8s.io"
 
 func validateMap(m map[string]string, maxSize int, p *field.Path) field.ErrorList {
 	var errs field.ErrorList

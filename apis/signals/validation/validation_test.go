@@ -57,10 +57,20 @@ func TestValidateSignal(t *testing.T) {
 		{
 			name: "malformed target",
 			mutate: func(s *signals.Signal) {
-				s.Spec.Target = signals.TargetReference{APIVersion: "apps/v1/x", Kind: "dep-loyment", Namespace: "Default", Name: "a/b"}
+				s.Spec.Target = signals.TargetReference{APIVersion: "apps/v1/x", Kind: "dep_loyment", Namespace: "Default", Name: "a/b"}
 			},
 			want: []string{"spec.target.apiVersion: Invalid value", "spec.target.kind: Invalid value", "spec.target.namespace: Invalid value", "spec.target.name: Invalid value"},
 		},
+		{
+			// No object can be named so: kube-apiserver's name rule.
+			name:   "target name breaking the object-name rules",
+			mutate: func(s *signals.Signal) { s.Spec.Target.Name = "Web!" },
+			want:   []string{"spec.target.name: Invalid value"},
+		},
+		{name: "RBAC object named as a path segment", mutate: func(s *signals.Signal) {
+			s.Spec.Target = signals.TargetReference{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole", Name: "system:node"}
+		}},
+		{name: "plural resource name with a dash", mutate: func(s *signals.Signal) { s.Spec.Target.Kind = "foo-bars" }},
 		{
 			name:   "fingerprint too long",
 			mutate: func(s *signals.Signal) { s.Spec.Fingerprint = strings.Repeat("f", MaxFingerprintLength+1) },

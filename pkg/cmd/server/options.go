@@ -15,6 +15,7 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/apiserver/pkg/util/compatibility"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	cliflag "k8s.io/component-base/cli/flag"
@@ -32,6 +33,7 @@ import (
 	"github.com/signal-apiserver/signal-apiserver/pkg/registry"
 	alertmanagerregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/alertmanager"
 	"github.com/signal-apiserver/signal-apiserver/pkg/signalkey"
+	"github.com/signal-apiserver/signal-apiserver/pkg/targets"
 	"github.com/signal-apiserver/signal-apiserver/pkg/version"
 )
 
@@ -261,6 +263,11 @@ func (o *Options) Config() (*apiserver.Config, error) {
 		},
 		AlertmanagerTargetRules: o.targetRules,
 	}
+	discoveryClient, err := discovery.NewDiscoveryClientForConfig(clientConfig)
+	if err != nil {
+		return nil, fmt.Errorf("creating the discovery client: %w", err)
+	}
+	extra.TargetKinds = targets.NewResolver(discoveryClient)
 	if !o.namespaceSelector.Empty() {
 		extra.ManagedNamespaces = registry.NewManagedNamespaces(metadataClient, o.namespaceSelector)
 	}

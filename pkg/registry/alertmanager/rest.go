@@ -255,11 +255,25 @@ func (r *REST) key(ctx context.Context, works []work, dryRun bool) {
 				w.reject(err)
 				return nil
 			}
-			if err := r.gate.CheckManaged(w.ns, w.sig.Spec.Target); err != nil {
+			target := w.sig.Spec.Target
+			if !isFallback(target) {
+				var errs field.ErrorList
+				var err error
+				target, errs, err = r.keys.Target(ctx, target, field.NewPath("spec", "target"))
+				switch {
+				case len(errs) > 0:
+					w.reject(apierrors.NewInvalid(signals.Kind("Signal"), "", errs))
+					return nil
+				case err != nil:
+					w.reject(apistatus.ServiceUnavailable(err))
+					return nil
+				}
+			}
+			if err := r.gate.CheckManaged(w.ns, target); err != nil {
 				w.reject(err)
 				return nil
 			}
-			s, err := r.keys.Key(ctx, &w.sig, dryRun)
+			s, err := r.keys.Key(ctx, &w.sig, target, dryRun)
 			if err != nil {
 				w.reject(registry.APIError(err, s))
 				return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
@@ -24,6 +26,7 @@ import (
 	"github.com/signal-apiserver/signal-apiserver/pkg/owner"
 	"github.com/signal-apiserver/signal-apiserver/pkg/registry"
 	"github.com/signal-apiserver/signal-apiserver/pkg/signalkey"
+	"github.com/signal-apiserver/signal-apiserver/pkg/targets"
 )
 
 func TestParseTargetRules(t *testing.T) {
@@ -247,7 +250,10 @@ func TestCreateRejectsMalformedAlertsAlone(t *testing.T) {
 	if len(d.submitted) != 2 {
 		t.Fatalf("submitted %d signals, want 2", len(d.submitted))
 	}
-	s := d.submitted[1]
+	s := d.submitted[0]
+	if s.Spec.TargetResource.Name != "big" {
+		s = d.submitted[1]
+	}
 	if s.Spec.Severity != "" || len(s.Spec.SignalName) != 253 || len(s.Spec.SignalLabels) != 4 || s.Annotations[signalsv1.AnnotationAlertAdjusted] == "" {
 		t.Errorf("oversized alert submitted as %+v", s)
 	}
@@ -412,5 +418,62 @@ func TestBounded(t *testing.T) {
 	}
 	if got, _ := bounded(map[string]string{"a": "12345", "b": "1", "c": "123"}, 8); len(got) != 2 || got["a"] == "" || got["c"] != "" {
 		t.Errorf("bounded = %v, want a and b", got)
+	}
+}
+
+// podKinds is a discovery of Pods (namespaced) and Nodes (cluster-scoped)
+// that knows them by their kubectl spellings too.
+type podKinds struct{}
+
+func (podKinds) Resolve(_ context.Context, apiVersion, kind string) (targets.Kind, error) {
+	switch {
+	case apiVersion == "v1" && (kind == "Pod" || kind == "pods"):
+		return targets.Kind{GroupVersionKind: schema.GroupVersionKind{Version: "v1", Kind: "Pod"}, Namespaced: true}, nil
+	case apiVersion == "v1" && kind == "Node":
+		return targets.Kind{GroupVersionKind: schema.GroupVersionKind{Version: "v1", Kind: "Node"}}, nil
+	}
+	return targets.Kind{}, &targets.UnknownKindError{APIVersion: apiVersion, Kind: kind}
+}
+
+// Alerts' targets resolve through discovery like a Signal's: a rule's
+// spelling is counted under the canonical kind, a rule whose scope
+// contradicts the kind's rejects the alert, and the fallback target is not
+// resolved.
+func TestCreateResolvesRuleTargets(t *testing.T) {
+	rules, err := ParseTargetRules([]string{"pod=v1/pods", "node=v1/Node"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &fakeDedup{}
+	r := NewREST(&signalkey.Policy{Kinds: podKinds{}, ClusterScopedNamespace: "signal-apiserver"}, &registry.Gate{}, d, rules)
+	node := alert("firing", "", "f2")
+	node.Labels = map[string]string{"alertname": "NodeDown", "namespace": "payments", "node": "node-1"}
+	watchdog := alert("firing", "", "f3")
+	watchdog.Labels = map[string]string{"alertname": "Watchdog"}
+	n := &signals.AlertmanagerNotification{Version: "4", Alerts: []signals.Alert{alert("firing", "web-1", "f1"), node, watchdog}}
+	out, err := r.Create(context.Background(), n, nil, &metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := out.(*signals.AlertmanagerNotification).Results
+	if got := []string{results[0].Outcome, results[1].Outcome, results[2].Outcome}; !slices.Equal(got, []string{"Created", OutcomeRejected, "Created"}) {
+		t.Fatalf("outcomes %v", got)
+	}
+	if !strings.Contains(results[1].Message, "spec.target.namespace") {
+		t.Errorf("the rejected alert's message %q does not name the field", results[1].Message)
+	}
+	if len(d.submitted) != 2 {
+		t.Fatalf("%d signals submitted, want 2", len(d.submitted))
+	}
+	for _, s := range d.submitted {
+		switch s.Spec.TargetResource.Kind {
+		case "Pod":
+			if s.Spec.SignalTarget == nil || s.Spec.SignalTarget.Kind != "pods" {
+				t.Errorf("signalTarget %+v, want the rule's spelling", s.Spec.SignalTarget)
+			}
+		case FallbackKind:
+		default:
+			t.Errorf("unexpected target %+v", s.Spec.TargetResource)
+		}
 	}
 }

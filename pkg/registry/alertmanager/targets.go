@@ -82,3 +82,9 @@ func target(rules []TargetRule, labels map[string]string) (t signals.TargetRefer
 	}
 	return signals.TargetReference{}, "", false
 }
+
+// isFallback reports whether t is the target the storage gives an alert no
+// rule matches: the alert series itself, which no discovery serves.
+func isFallback(t signals.TargetReference) bool {
+	return t.APIVersion == FallbackAPIVersion && t.Kind == FallbackKind
+}

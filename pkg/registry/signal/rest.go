@@ -1,6 +1,7 @@
 // Package signal is the REST face of the create-only signals resource, in
 // the shape of kube-apiserver's TokenReview storage: type check, validation,
-// the sender's gate, admission, then the work (the key policy, and a
+// the target resolved through discovery, the sender's gate, admission,
+// then the work (the key policy, and a
 // Deduplicator that counts), and the answer.
 package signal
 
@@ -12,12 +13,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/apiserver/pkg/util/dryrun"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
 	"github.com/signal-apiserver/signal-apiserver/apis/signals/validation"
+	"github.com/signal-apiserver/signal-apiserver/pkg/apistatus"
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
 	"github.com/signal-apiserver/signal-apiserver/pkg/registry"
 	"github.com/signal-apiserver/signal-apiserver/pkg/signalkey"
@@ -108,7 +111,14 @@ func (r *REST) create(ctx context.Context, sig *signals.Signal, createValidation
 	if errs := validation.ValidateSignal(sig); len(errs) > 0 {
 		return nil, apierrors.NewInvalid(signals.Kind("Signal"), sig.ObjectMeta.Name, errs)
 	}
-	if err := r.gate.Check(ctx, r.keys.Namespace(sig.Spec.Target), sig.Spec.Target); err != nil {
+	target, errs, err := r.keys.Target(ctx, sig.Spec.Target, field.NewPath("spec", "target"))
+	switch {
+	case len(errs) > 0:
+		return nil, apierrors.NewInvalid(signals.Kind("Signal"), sig.ObjectMeta.Name, errs)
+	case err != nil:
+		return nil, apistatus.ServiceUnavailable(err)
+	}
+	if err := r.gate.Check(ctx, r.keys.Namespace(target), target); err != nil {
 		return nil, err
 	}
 	if createValidation != nil {
@@ -116,7 +126,7 @@ func (r *REST) create(ctx context.Context, sig *signals.Signal, createValidation
 			return nil, err
 		}
 	}
-	s, err := r.keys.Key(ctx, sig, dryRun)
+	s, err := r.keys.Key(ctx, sig, target, dryRun)
 	if err != nil {
 		return nil, registry.APIError(err, s)
 	}
