@@ -1025,7 +1025,7 @@ func schema_signal_apiserver_apis_signals_v1_AlertResult(ref common.ReferenceCal
 					},
 					"message": {
 						SchemaProps: spec.SchemaProps{
-							Description: "message says why the alert was Rejected.",
+							Description: "message says why the alert was Rejected, or what of a recorded alert was cut or left out to fit a Signal.",
 							Type:        []string{"string"},
 							Format:      "",
 						},

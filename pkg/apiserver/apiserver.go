@@ -90,6 +90,12 @@ type Server struct {
 
 // Complete fills in the defaults.
 func (cfg *Config) Complete() CompletedConfig {
+	// Outermost, so that notifications answered before the storage runs
+	// are counted too.
+	build := cfg.GenericConfig.BuildHandlerChainFunc
+	cfg.GenericConfig.BuildHandlerChainFunc = func(handler http.Handler, c *genericapiserver.Config) http.Handler {
+		return alertmanagerregistry.WithNotificationMetrics(build(handler, c))
+	}
 	c := completedConfig{
 		GenericConfig: cfg.GenericConfig.Complete(),
 		ExtraConfig:   &cfg.ExtraConfig,

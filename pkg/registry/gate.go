@@ -76,11 +76,26 @@ type Gate struct {
 // about namespace, 422 on spec.target.namespace (which senders do not
 // retry) if the namespace is not managed.
 func (g *Gate) Check(ctx context.Context, namespace string, target signals.TargetReference) error {
-	if g.Authorizer != nil {
-		if err := g.authorize(ctx, namespace, target.Namespace == ""); err != nil {
-			return err
-		}
+	if err := g.Authorize(ctx, namespace, target.Namespace == ""); err != nil {
+		return err
 	}
+	return g.CheckManaged(namespace, target)
+}
+
+// Authorize is Check's first half: 403 Forbidden if the requesting user
+// may not signal about namespace (one SubjectAccessReview, or a cached
+// decision); clusterScoped only words the message. A storage that checks
+// many signals of one request calls it once per namespace.
+func (g *Gate) Authorize(ctx context.Context, namespace string, clusterScoped bool) error {
+	if g.Authorizer == nil {
+		return nil
+	}
+	return g.authorize(ctx, namespace, clusterScoped)
+}
+
+// CheckManaged is Check's second half, made without a request: 422 if
+// namespace is not managed.
+func (g *Gate) CheckManaged(namespace string, target signals.TargetReference) error {
 	if g.Namespaces == nil {
 		return nil
 	}

@@ -33,6 +33,16 @@ import (
 // not pick (the key is scoped to one RemediationRequest). Try later.
 var ErrOwnerLookupFailed = errors.New("the owner of the target could not be looked up")
 
+// MaxStartsAtSkew and MinStartsAt bound a plausible startsAt: a signal
+// that claims to have started later than MaxStartsAtSkew after it was
+// received, or before MinStartsAt, has a broken clock behind it, and its
+// RemediationRequest's firingTime is the time received instead
+// (AnnotationFiringTimeClamped).
+const MaxStartsAtSkew = 5 * time.Minute
+
+// MinStartsAt is the earliest plausible startsAt.
+var MinStartsAt = time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC)
+
 // OwnerResolver resolves a signal's target to its top-level controller;
 // *owner.Resolver is the implementation. It never fails: a failed resolution
 // answers with the target itself and a fallback reason.
@@ -128,12 +138,18 @@ func (p *Policy) Key(ctx context.Context, sig *signals.Signal, target signals.Ta
 	received := metav1.NewTime(now())
 	spec := &sig.Spec
 	firing := received
+	var annotations map[string]string
 	if spec.StartsAt != nil {
 		firing = *spec.StartsAt
+		if firing.After(received.Add(MaxStartsAtSkew)) || firing.Time.Before(MinStartsAt) {
+			annotations = map[string]string{signalsv1.AnnotationFiringTimeClamped: fmt.Sprintf(
+				"startsAt %s is implausible (later than %s after the time received, or before %s): firingTime is the time received",
+				firing.UTC().Format(time.RFC3339Nano), MaxStartsAtSkew, MinStartsAt.Format(time.RFC3339))}
+			firing = received
+		}
 	}
 	sent := remediationv1alpha1.ResourceReference(spec.Target)
 	resolved := remediationv1alpha1.ResourceReference(target)
-	var annotations map[string]string
 	fp, legacyFP := fingerprint.ForKey(spec.Fingerprint), ""
 	if spec.Fingerprint == "" {
 		if p.Owners != nil {
@@ -143,7 +159,10 @@ func (p *Policy) Key(ctx context.Context, sig *signals.Signal, target signals.Ta
 			}
 			resolved = res.Target
 			if res.FallbackReason != "" {
-				annotations = map[string]string{signalsv1.AnnotationOwnerResolution: res.FallbackReason + ": " + res.Message}
+				if annotations == nil {
+					annotations = map[string]string{}
+				}
+				annotations[signalsv1.AnnotationOwnerResolution] = res.FallbackReason + ": " + res.Message
 			}
 		}
 		fp, legacyFP = fingerprint.ForObject(p.ClusterID, resolved), fingerprint.LegacyForObject(p.ClusterID, resolved)

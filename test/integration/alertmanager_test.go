@@ -473,7 +473,7 @@ var _ = Describe("The alertmanagernotifications API", func() {
 		Expect(list.Items).To(BeEmpty())
 	})
 
-	It("refuses a malformed batch whole with 422 and field paths, recording nothing", func(ctx SpecContext) {
+	It("rejects each malformed alert alone with its field path, and refuses only an unusable body whole", func(ctx SpecContext) {
 		ns := newTestNamespace(ctx)
 		body := webhookBody(ns,
 			webhookAlert("firing", ns, "bad-0", "5555555555555555"),
@@ -481,15 +481,26 @@ var _ = Describe("The alertmanagernotifications API", func() {
 			webhookAlert("firing", ns, "Not/A/Name", "7777777777777777"),
 		)
 		code, raw := postNotification(ctx, adminConf, body, false)
+		Expect(code).To(Equal(http.StatusCreated), string(raw))
+		var got signalsv1.AlertmanagerNotification
+		Expect(json.Unmarshal(raw, &got)).To(Succeed())
+		rr, err := podRR(ctx, ns, "bad-0")()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(got.Results).To(HaveLen(3))
+		Expect(got.Results[:2]).To(Equal([]signalsv1.AlertResult{
+			{Index: 0, Fingerprint: "5555555555555555", Outcome: "Created", Namespace: ns, Name: rr.Name},
+			{Index: 1, Fingerprint: "6666666666666666", Outcome: "Rejected", Reason: metav1.StatusReasonInvalid,
+				Message: `alerts[1].status: Unsupported value: "pending": supported values: "firing", "resolved"`},
+		}))
+		Expect(got.Results[2].Outcome).To(Equal("Rejected"))
+		Expect(got.Results[2].Message).To(HavePrefix(`alerts[2].labels[pod]: Invalid value: "Not/A/Name": `))
+
+		// A body of another version is unusable whole: 422, nothing recorded.
+		other := newTestNamespace(ctx)
+		code, raw = postNotification(ctx, adminConf, bytes.Replace(webhookBody(other, webhookAlert("firing", other, "v-0", "8888888888888881")), []byte(`"version":"4"`), []byte(`"version":"3"`), 1), false)
 		Expect(code).To(Equal(http.StatusUnprocessableEntity), string(raw))
-		var status metav1.Status
-		Expect(json.Unmarshal(raw, &status)).To(Succeed())
-		var fields []string
-		for _, c := range status.Details.Causes {
-			fields = append(fields, c.Field)
-		}
-		Expect(fields).To(ConsistOf("alerts[1].status", "alerts[2].labels[pod]"))
-		list, err := admin.RemediationV1alpha1().RemediationRequests(ns).List(ctx, metav1.ListOptions{})
+		Expect(string(raw)).To(ContainSubstring(`version: Unsupported value: \"3\"`))
+		list, err := admin.RemediationV1alpha1().RemediationRequests(other).List(ctx, metav1.ListOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(list.Items).To(BeEmpty())
 	})

@@ -176,7 +176,7 @@ var _ = Describe("The signals API", func() {
 
 	It("answers an oversized body with 413", func(ctx SpecContext) {
 		s := newSignal("default")
-		s.Spec.Description = strings.Repeat("x", 1<<20)
+		s.Spec.Description = strings.Repeat("x", 4<<20)
 		body, _ := json.Marshal(s)
 		code, _ := postRaw(ctx, body, "application/json")
 		Expect(code).To(Equal(http.StatusRequestEntityTooLarge))

@@ -224,7 +224,8 @@ type AlertResult struct {
 	// for Rejected only.
 	// +optional
 	Reason metav1.StatusReason `json:"reason,omitempty"`
-	// message says why the alert was Rejected.
+	// message says why the alert was Rejected, or what of a recorded
+	// alert was cut or left out to fit a Signal.
 	// +optional
 	Message string `json:"message,omitempty"`
 }

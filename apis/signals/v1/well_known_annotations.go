@@ -31,3 +31,14 @@ const (
 // "<reason>: <message>" (reasons NotFound, UIDMismatch, LookupFailed,
 // TooDeep). The RemediationRequest is then about the target itself.
 const AnnotationOwnerResolution = "signals.remediation.io/owner-resolution"
+
+// AnnotationFiringTimeClamped is set on a RemediationRequest opened by a
+// signal whose startsAt was implausible (further in the future than a small
+// clock skew, or before 2000): the time received became its firingTime, and
+// the annotation keeps the startsAt that was sent.
+const AnnotationFiringTimeClamped = "signals.remediation.io/firing-time-clamped"
+
+// AnnotationAlertAdjusted is set on a RemediationRequest opened by an
+// Alertmanager alert whose fields did not fit a Signal: what was cut or
+// left out, "; "-separated.
+const AnnotationAlertAdjusted = "signals.remediation.io/alert-adjusted"

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/kube-openapi/pkg/validation/spec"
 
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
@@ -14,8 +15,7 @@ import (
 
 // TestAlertOpenAPIRequiredMatchesValidation proves that the OpenAPI schema
 // the server publishes (and kubectl validates against) lists as required
-// exactly the fields of an alert that the server refuses when they are
-// unset.
+// exactly the fields of an alert without which the server rejects it.
 func TestAlertOpenAPIRequiredMatchesValidation(t *testing.T) {
 	defs := generatedopenapi.GetOpenAPIDefinitions(func(path string) spec.Ref { return spec.MustCreateRef(path) })
 	def, ok := defs[signalsv1.Alert{}.OpenAPIModelName()]
@@ -47,7 +47,7 @@ func TestAlertOpenAPIRequiredMatchesValidation(t *testing.T) {
 			t.Errorf("the schema of an alert has no %q", name)
 			continue
 		}
-		n := &signals.AlertmanagerNotification{Version: AlertmanagerWebhookVersion, Alerts: []signals.Alert{{
+		a := signals.Alert{
 			Status:       "resolved",
 			Labels:       map[string]string{"alertname": "KubePodCrashLooping"},
 			Annotations:  map[string]string{"summary": "crash looping"},
@@ -55,10 +55,10 @@ func TestAlertOpenAPIRequiredMatchesValidation(t *testing.T) {
 			EndsAt:       metav1.NewTime(time.Date(2026, 11, 28, 2, 2, 3, 0, time.UTC)),
 			GeneratorURL: "http://prometheus/graph",
 			Fingerprint:  "c0ffee",
-		}}}
-		clear(&n.Alerts[0])
+		}
+		clear(&a)
 		refused := false
-		for _, err := range ValidateAlertmanagerNotification(n) {
+		for _, err := range ValidateAlert(&a, field.NewPath("alerts").Index(0)) {
 			if err.Field == "alerts[0]."+name {
 				refused = true
 			} else {

@@ -186,27 +186,41 @@ func hasControl(s string) bool {
 // payload that is accepted.
 const AlertmanagerWebhookVersion = "4"
 
+// MaxAlertFingerprintLength bounds an alert's fingerprint (Alertmanager's
+// are 16 hex digits): it goes into the alert's idempotency key and, for
+// alerts about no known object, its Signal fingerprint.
+const MaxAlertFingerprintLength = 128
+
 // ValidateAlertmanagerNotification returns every problem of n's own fields,
-// each with its field path. Each alert also becomes a Signal, which
-// ValidateSignal checks (the Alertmanager storage maps its paths back to
-// the alert's fields).
+// each with its field path: the problems that make the whole body unusable.
+// Problems of one alert are ValidateAlert's, and fail that alert alone.
 func ValidateAlertmanagerNotification(n *signals.AlertmanagerNotification) field.ErrorList {
 	var errs field.ErrorList
 	if n.Version != AlertmanagerWebhookVersion {
 		errs = append(errs, field.NotSupported(field.NewPath("version"), n.Version, []string{AlertmanagerWebhookVersion}))
 	}
-	for i := range n.Alerts {
-		p := field.NewPath("alerts").Index(i)
-		a := &n.Alerts[i]
-		if a.Status != "firing" && a.Status != "resolved" {
-			errs = append(errs, field.NotSupported(p.Child("status"), a.Status, []string{"firing", "resolved"}))
-		}
-		if a.Fingerprint == "" {
-			errs = append(errs, field.Required(p.Child("fingerprint"), "Alertmanager's fingerprint of the alert"))
-		}
-		if a.StartsAt.IsZero() {
-			errs = append(errs, field.Required(p.Child("startsAt"), ""))
-		}
+	if n.TruncatedAlerts < 0 {
+		errs = append(errs, field.Invalid(field.NewPath("truncatedAlerts"), n.TruncatedAlerts, "must not be negative"))
+	}
+	return errs
+}
+
+// ValidateAlert returns the problems of alert a, at path p, that no
+// cutting or leaving out can mend: without a status, fingerprint and
+// startsAt an alert cannot be recorded or deduplicated. Its labels and
+// annotations become a Signal, which ValidateSignal checks.
+func ValidateAlert(a *signals.Alert, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if a.Status != "firing" && a.Status != "resolved" {
+		errs = append(errs, field.NotSupported(p.Child("status"), a.Status, []string{"firing", "resolved"}))
+	}
+	if a.Fingerprint == "" {
+		errs = append(errs, field.Required(p.Child("fingerprint"), "Alertmanager's fingerprint of the alert"))
+	} else {
+		errs = append(errs, optionalText(a.Fingerprint, MaxAlertFingerprintLength, p.Child("fingerprint"))...)
+	}
+	if a.StartsAt.IsZero() {
+		errs = append(errs, field.Required(p.Child("startsAt"), ""))
 	}
 	return errs
 }

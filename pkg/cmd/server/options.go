@@ -241,8 +241,11 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	serverConfig.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(generatedopenapi.GetOpenAPIDefinitions, namer)
 	serverConfig.OpenAPIV3Config.Info.Title = "signal-apiserver"
 	serverConfig.OpenAPIV3Config.Info.Version = version.Get().Version
-	// A Signal is small; a body this large is a mistake or an attack (413).
-	serverConfig.MaxRequestBodyBytes = 512 << 10
+	// kube-apiserver's own limit: room for an Alertmanager notification
+	// of alertmanager.MaxAlerts alerts of about 3 KiB each. A larger body
+	// is a mistake or an attack (413); a Signal this large is refused by
+	// its validation bounds (422).
+	serverConfig.MaxRequestBodyBytes = 3 << 20
 	// With API Priority and Fairness off, k8s.io/apiserver's max-in-flight
 	// filter enforces these.
 	serverConfig.MaxRequestsInFlight = o.MaxRequestsInFlight

@@ -372,8 +372,8 @@ current-context: c
 	if g.MaxRequestsInFlight != 11 || g.MaxMutatingRequestsInFlight != 13 || g.ShutdownDelayDuration != 3*time.Second {
 		t.Errorf("in flight %d/%d, shutdown delay %v; want 11/13, 3s", g.MaxRequestsInFlight, g.MaxMutatingRequestsInFlight, g.ShutdownDelayDuration)
 	}
-	if g.MaxRequestBodyBytes != 512<<10 {
-		t.Errorf("MaxRequestBodyBytes = %d, want %d", g.MaxRequestBodyBytes, 512<<10)
+	if g.MaxRequestBodyBytes != 3<<20 {
+		t.Errorf("MaxRequestBodyBytes = %d, want %d", g.MaxRequestBodyBytes, 3<<20)
 	}
 	if g.FlowControl != nil {
 		t.Error("API Priority and Fairness is configured, want the max-in-flight filter")

@@ -8,13 +8,13 @@ var (
 	alertsTotal = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace:      "signal_apiserver",
 		Name:           "alertmanager_alerts_total",
-		Help:           "Alerts of Alertmanager notifications by outcome: created, deduplicated, alreadycounted, held, blocked, resolved, noactive, rejected (a 4xx: the whole batch was invalid, or this alert was refused, e.g. 403 for a namespace the sender may not signal about) and failed (the batch was answered 5xx for Alertmanager to retry).",
+		Help:           "Alerts of Alertmanager notifications by outcome: created, deduplicated, alreadycounted, held, blocked, resolved, noactive, rejected (this alert was Rejected, or the notification was refused whole with 422 or by admission), failed (the notification was answered 5xx for Alertmanager to retry) and truncated (left out by Alertmanager's max_alerts).",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"outcome"})
 	notificationsTotal = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace:      "signal_apiserver",
 		Name:           "alertmanager_notifications_total",
-		Help:           "Alertmanager notifications by HTTP status code of the answer.",
+		Help:           "Alertmanager notifications by HTTP status code of the answer, including those answered before the storage runs (401, 403, 429, 400, 413, 504).",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"code"})
 )

@@ -1,7 +1,8 @@
 // Package alertmanager is the REST face of the create-only
-// alertmanagernotifications resource: an Alertmanager webhook notification
-// is validated whole, then every alert is recorded as a Signal through the
-// same conversion and engine as the signals resource. The batch is answered
+// alertmanagernotifications resource: every alert of an Alertmanager webhook
+// notification is recorded as a Signal through the same gate, key policy
+// and engine as the signals resource, or Rejected alone; alerts about one
+// RemediationRequest are applied in body order. The batch is answered
 // 2xx only if every alert was recorded, else 5xx so Alertmanager retries;
 // each alert carries an idempotency key, so a retry counts nothing twice.
 package alertmanager
@@ -12,9 +13,10 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unicode"
 
 	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,6 +28,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
+	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/apis/signals/validation"
 	"github.com/signal-apiserver/signal-apiserver/pkg/apistatus"
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
@@ -94,7 +97,16 @@ func (r *REST) NamespaceScoped() bool { return false }
 // GetSingularName is used by kubectl and discovery.
 func (r *REST) GetSingularName() string { return "alertmanagernotification" }
 
-// Create validates the whole notification, runs admission once for it, and
+// Bounds of one notification. Alerts past MaxAlerts, and alerts about a
+// namespace past the first MaxNamespaces distinct ones, are Rejected
+// (reason RequestEntityTooLarge) without being authorized or keyed: one
+// request costs at most MaxNamespaces SubjectAccessReviews.
+const (
+	MaxAlerts     = 1000
+	MaxNamespaces = 64
+)
+
+// Create validates the notification, runs admission once for it, and
 // records every alert. It answers with the notification's group fields and
 // one result per alert, or with a 5xx error if any alert was not recorded.
 func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (runtime.Object, error) {
@@ -102,14 +114,32 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 	if !ok {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("not an AlertmanagerNotification: %T", obj))
 	}
-	out, err := r.create(ctx, n, createValidation, dryrun.IsDryRun(options.DryRun))
-	notificationsTotal.WithLabelValues(strconv.Itoa(int(apistatus.Code(err)))).Inc()
-	return out, err
+	return r.create(ctx, n, createValidation, dryrun.IsDryRun(options.DryRun))
+}
+
+// work is one alert on its way: its Signal, then its key, then its result.
+type work struct {
+	sig      signals.Signal
+	adjusted []string
+	ns       string
+	key      dedup.Signal
+	result   signals.AlertResult
+	settled  bool  // result is final: Rejected before submission
+	err      error // not recorded: the notification is retried
+}
+
+func (w *work) reject(err error) {
+	var status apierrors.APIStatus
+	if class := apistatus.Of(err); (class == apistatus.Denied || class == apistatus.Rejected) && errors.As(err, &status) {
+		w.result = signals.AlertResult{Outcome: OutcomeRejected, Reason: status.Status().Reason, Message: status.Status().Message}
+		w.settled = true
+		return
+	}
+	w.err = err
 }
 
 func (r *REST) create(ctx context.Context, n *signals.AlertmanagerNotification, createValidation rest.ValidateObjectFunc, dryRun bool) (runtime.Object, error) {
-	sigs, errs := r.toSignals(n)
-	if len(errs) > 0 {
+	if errs := validation.ValidateAlertmanagerNotification(n); len(errs) > 0 {
 		alertsTotal.WithLabelValues("rejected").Add(float64(len(n.Alerts)))
 		return nil, apierrors.NewInvalid(signals.Kind("AlertmanagerNotification"), n.Name, errs)
 	}
@@ -119,23 +149,27 @@ func (r *REST) create(ctx context.Context, n *signals.AlertmanagerNotification, 
 			return nil, err
 		}
 	}
-
-	results := make([]signals.AlertResult, len(sigs))
-	failures := make([]error, len(sigs))
-	var g errgroup.Group
-	g.SetLimit(maxConcurrentAlerts)
-	for i := range sigs {
-		g.Go(func() error {
-			results[i], failures[i] = r.record(ctx, &sigs[i], dryRun)
-			results[i].Index = int32(i)
-			results[i].Fingerprint = n.Alerts[i].Fingerprint
-			return nil
-		})
+	if n.TruncatedAlerts > 0 {
+		// Left out by Alertmanager's max_alerts: lost before they came.
+		alertsTotal.WithLabelValues("truncated").Add(float64(n.TruncatedAlerts))
 	}
-	_ = g.Wait()
 
+	works := r.convert(n)
+	r.key(ctx, works, dryRun)
+	r.submit(ctx, works)
+
+	results := make([]signals.AlertResult, len(works))
+	failures := make([]error, len(works))
+	for i := range works {
+		results[i], failures[i] = works[i].result, works[i].err
+		results[i].Index = int32(i)
+		results[i].Fingerprint = n.Alerts[i].Fingerprint
+		if len(works[i].adjusted) > 0 && results[i].Outcome != OutcomeRejected {
+			results[i].Message = strings.Join(works[i].adjusted, "; ")
+		}
+	}
 	if err := batchError(failures); err != nil {
-		alertsTotal.WithLabelValues("failed").Add(float64(len(sigs)))
+		alertsTotal.WithLabelValues("failed").Add(float64(len(works)))
 		return nil, err
 	}
 	for _, res := range results {
@@ -147,46 +181,195 @@ func (r *REST) create(ctx context.Context, n *signals.AlertmanagerNotification, 
 	return out, nil
 }
 
-// record submits one alert's signal. An alert that its own Signal would
-// get a 4xx for (a namespace the sender may not signal about among them) is
-// Rejected in its result; any other failure is the batch's.
-func (r *REST) record(ctx context.Context, sig *signals.Signal, dryRun bool) (signals.AlertResult, error) {
-	res, err := r.submit(ctx, sig, dryRun)
-	var status apierrors.APIStatus
-	if class := apistatus.Of(err); (class == apistatus.Denied || class == apistatus.Rejected) && errors.As(err, &status) {
-		return signals.AlertResult{Outcome: OutcomeRejected, Reason: status.Status().Reason, Message: status.Status().Message}, nil
-	}
-	return res, err
-}
-
-// submit lets one alert's signal through the gate, keys and counts it, as
-// the signals storage does; its errors are API errors.
-func (r *REST) submit(ctx context.Context, sig *signals.Signal, dryRun bool) (signals.AlertResult, error) {
-	target := sig.Spec.Target
-	if !isFallback(target) {
+// convert turns each alert into a Signal, in body order, and rejects those
+// that cannot be one, past MaxAlerts or about a namespace past the first
+// MaxNamespaces.
+func (r *REST) convert(n *signals.AlertmanagerNotification) []work {
+	works := make([]work, len(n.Alerts))
+	namespaces := map[string]bool{}
+	for i := range n.Alerts {
+		w := &works[i]
+		if i >= MaxAlerts {
+			w.reject(tooLarge(fmt.Sprintf("the notification has %d alerts; alerts past the first %d are not recorded (set max_alerts: %d in Alertmanager's webhook_config, and group alerts more finely)", len(n.Alerts), MaxAlerts, MaxAlerts)))
+			continue
+		}
+		p := field.NewPath("alerts").Index(i)
 		var errs field.ErrorList
-		var err error
-		target, errs, err = r.keys.Target(ctx, target, field.NewPath("spec", "target"))
-		switch {
-		case len(errs) > 0:
-			return signals.AlertResult{}, apierrors.NewInvalid(signals.Kind("Signal"), "", errs)
-		case err != nil:
-			return signals.AlertResult{}, apistatus.ServiceUnavailable(err)
+		w.sig, w.adjusted, errs = r.toSignal(&n.Alerts[i], p)
+		if len(errs) > 0 {
+			w.reject(apierrors.NewInvalid(signals.Kind("Alert"), "", errs))
+			w.result.Message = errs.ToAggregate().Error()
+			continue
+		}
+		w.ns = r.keys.Namespace(w.sig.Spec.Target)
+		if !namespaces[w.ns] {
+			if len(namespaces) == MaxNamespaces {
+				w.reject(tooLarge(fmt.Sprintf("the notification names more than %d namespaces; alerts about the later ones, in body order, are not recorded (group alerts by namespace)", MaxNamespaces)))
+				continue
+			}
+			namespaces[w.ns] = true
 		}
 	}
-	if err := r.gate.Check(ctx, r.keys.Namespace(target), target); err != nil {
-		return signals.AlertResult{}, err
+	return works
+}
+
+func tooLarge(msg string) error {
+	return apierrors.NewRequestEntityTooLargeError(msg)
+}
+
+// key authorizes each distinct namespace once, then lets each alert
+// through the gate and keys it, concurrently.
+func (r *REST) key(ctx context.Context, works []work, dryRun bool) {
+	authorized := map[string]error{}
+	var order []string
+	for i := range works {
+		w := &works[i]
+		if w.settled || w.err != nil {
+			continue
+		}
+		if _, ok := authorized[w.ns]; !ok {
+			authorized[w.ns] = nil
+			order = append(order, w.ns)
+		}
 	}
-	s, err := r.keys.Key(ctx, sig, target, dryRun)
-	if err != nil {
-		return signals.AlertResult{}, registry.APIError(err, s)
+	var mu sync.Mutex
+	var g errgroup.Group
+	g.SetLimit(maxConcurrentAlerts)
+	for _, ns := range order {
+		g.Go(func() error {
+			err := r.gate.Authorize(ctx, ns, ns == r.keys.ClusterScopedNamespace)
+			mu.Lock()
+			authorized[ns] = err
+			mu.Unlock()
+			return nil
+		})
 	}
+	_ = g.Wait()
+	for i := range works {
+		w := &works[i]
+		if w.settled || w.err != nil {
+			continue
+		}
+		g.Go(func() error {
+			if err := authorized[w.ns]; err != nil {
+				w.reject(err)
+				return nil
+			}
+			target := w.sig.Spec.Target
+			if !isFallback(target) {
+				var errs field.ErrorList
+				var err error
+				target, errs, err = r.keys.Target(ctx, target, field.NewPath("spec", "target"))
+				switch {
+				case len(errs) > 0:
+					w.reject(apierrors.NewInvalid(signals.Kind("Signal"), "", errs))
+					return nil
+				case err != nil:
+					w.reject(apistatus.ServiceUnavailable(err))
+					return nil
+				}
+			}
+			if err := r.gate.CheckManaged(w.ns, target); err != nil {
+				w.reject(err)
+				return nil
+			}
+			s, err := r.keys.Key(ctx, &w.sig, target, dryRun)
+			if err != nil {
+				w.reject(registry.APIError(err, s))
+				return nil
+			}
+			if v := s.Annotations[signalsv1.AnnotationFiringTimeClamped]; v != "" {
+				w.adjusted = append(w.adjusted, "startsAt: "+v)
+			}
+			if len(w.adjusted) > 0 {
+				s.Annotations = maps.Clone(s.Annotations)
+				if s.Annotations == nil {
+					s.Annotations = map[string]string{}
+				}
+				s.Annotations[signalsv1.AnnotationAlertAdjusted] = validation.Truncate(strings.Join(w.adjusted, "; "), 4096)
+			}
+			w.key = s
+			return nil
+		})
+	}
+	_ = g.Wait()
+}
+
+// submit counts the keyed alerts. Alerts about one RemediationRequest
+// (namespace and fingerprint) are applied in body order: each run of
+// alerts of the same status waits for the run before it, and the first
+// alert of a run is applied before the rest, which are applied together
+// (their writes shared). So a payload always opens the same
+// RemediationRequests with the same first signal, counts and resolutions.
+// Different RemediationRequests are worked on concurrently. A group stops
+// at its first failure, so that the retry applies its alerts in order.
+func (r *REST) submit(ctx context.Context, works []work) {
+	groups := map[string][]*work{}
+	var order []string
+	for i := range works {
+		w := &works[i]
+		if w.settled || w.err != nil {
+			continue
+		}
+		id := w.key.Namespace + "/" + w.key.Fingerprint
+		if groups[id] == nil {
+			order = append(order, id)
+		}
+		groups[id] = append(groups[id], w)
+	}
+	slots := make(chan struct{}, maxConcurrentAlerts)
+	apply := func(w *work) {
+		slots <- struct{}{}
+		defer func() { <-slots }()
+		w.result, w.err = r.record(ctx, w.key)
+	}
+	var wg sync.WaitGroup
+	for _, id := range order {
+		wg.Go(func() {
+			group := groups[id]
+			for len(group) > 0 {
+				run := 1
+				for run < len(group) && group[run].key.Resolved == group[0].key.Resolved {
+					run++
+				}
+				apply(group[0])
+				failed := group[0].err != nil
+				var rest sync.WaitGroup
+				for _, w := range group[1:run] {
+					if failed {
+						w.err = errors.New("not applied: an earlier alert about the same RemediationRequest was not recorded")
+						continue
+					}
+					rest.Go(func() { apply(w) })
+				}
+				rest.Wait()
+				for _, w := range group[:run] {
+					failed = failed || w.err != nil
+				}
+				group = group[run:]
+				if failed {
+					for _, w := range group {
+						w.err = errors.New("not applied: an earlier alert about the same RemediationRequest was not recorded")
+					}
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// record counts one keyed alert. An alert that its own Signal would get a
+// 4xx for is Rejected in its result; any other failure is the batch's.
+func (r *REST) record(ctx context.Context, s dedup.Signal) (signals.AlertResult, error) {
 	res, err := r.dedup.Submit(ctx, s)
 	switch {
 	case errors.Is(err, dedup.ErrNoActiveRemediation):
 		return signals.AlertResult{Outcome: OutcomeNoActive}, nil
 	case err != nil:
-		return signals.AlertResult{}, registry.APIError(err, s)
+		w := work{}
+		w.reject(registry.APIError(err, s))
+		return w.result, w.err
 	}
 	rr := res.RemediationRequest
 	return signals.AlertResult{Outcome: string(res.Outcome), Namespace: rr.Namespace, Name: rr.Name}, nil
@@ -219,59 +402,59 @@ func batchError(failures []error) error {
 	return apistatus.ServiceUnavailable(errors.New(msg))
 }
 
-// toSignals validates the notification and converts each alert into a
-// Signal. Errors carry the paths of the notification's fields, in the
-// order of its alerts.
-func (r *REST) toSignals(n *signals.AlertmanagerNotification) ([]signals.Signal, field.ErrorList) {
-	errs := validation.ValidateAlertmanagerNotification(n)
-	sigs := make([]signals.Signal, len(n.Alerts))
-	for i := range n.Alerts {
-		p := field.NewPath("alerts").Index(i)
-		var targetLabel string
-		sigs[i], targetLabel = r.toSignal(&n.Alerts[i])
-		for _, e := range validation.ValidateSignal(&sigs[i]) {
-			e.Field = alertPath(p, e.Field, targetLabel)
-			errs = append(errs, e)
-		}
+// toSignal converts one alert at path p, cutting or leaving out what does
+// not fit a Signal (adjusted says what), and returns the problems no
+// cutting mends, with the alert's field paths.
+func (r *REST) toSignal(a *signals.Alert, p *field.Path) (signals.Signal, []string, field.ErrorList) {
+	errs := validation.ValidateAlert(a, p)
+	if len(errs) > 0 {
+		return signals.Signal{}, nil, errs
 	}
-	slices.SortStableFunc(errs, func(a, b *field.Error) int { return alertIndex(a.Field) - alertIndex(b.Field) })
-	return sigs, errs
-}
-
-// alertIndex is i for a path under alerts[i], -1 for the notification's
-// own fields.
-func alertIndex(path string) int {
-	rest, ok := strings.CutPrefix(path, "alerts[")
-	if !ok {
-		return -1
-	}
-	i, err := strconv.Atoi(rest[:max(strings.IndexByte(rest, ']'), 0)])
-	if err != nil {
-		return -1
-	}
-	return i
-}
-
-// toSignal converts one alert; it also returns the label the target came
-// from, empty if none.
-func (r *REST) toSignal(a *signals.Alert) (signals.Signal, string) {
+	var adjusted []string
 	status := signals.SignalStatusFiring
 	if a.Status == "resolved" {
 		status = signals.SignalStatusResolved
 	}
 	startsAt := a.StartsAt
+	name := a.Labels["alertname"]
+	if clean := strings.Map(noControl, name); clean != name {
+		name = clean
+		adjusted = append(adjusted, "labels[alertname]: control characters replaced by spaces")
+	}
+	if len(name) > validation.MaxNameLength {
+		name = validation.Truncate(name, validation.MaxNameLength)
+		adjusted = append(adjusted, fmt.Sprintf("labels[alertname]: cut to %d bytes", validation.MaxNameLength))
+	}
+	severity := a.Labels["severity"]
+	if len(severity) > validation.MaxSeverityLength || strings.Map(noControl, severity) != severity {
+		severity = ""
+		adjusted = append(adjusted, fmt.Sprintf("labels[severity]: left out (more than %d bytes, or control characters)", validation.MaxSeverityLength))
+	}
+	description := firstOf(a.Annotations, "description", "summary", "message")
+	if len(description) > validation.MaxDescriptionLength {
+		description = validation.Truncate(description, validation.MaxDescriptionLength)
+		adjusted = append(adjusted, fmt.Sprintf("description: cut to %d bytes", validation.MaxDescriptionLength))
+	}
+	labels, left := bounded(a.Labels, validation.MaxLabelsSize)
+	if left > 0 {
+		adjusted = append(adjusted, fmt.Sprintf("labels: %d left out (invalid keys, or past %d entries or %d bytes)", left, validation.MaxMapEntries, validation.MaxLabelsSize))
+	}
+	annotations, left := bounded(a.Annotations, validation.MaxAnnotationsSize)
+	if left > 0 {
+		adjusted = append(adjusted, fmt.Sprintf("annotations: %d left out (invalid keys, or past %d entries or %d bytes)", left, validation.MaxMapEntries, validation.MaxAnnotationsSize))
+	}
 	spec := signals.SignalSpec{
 		Source:         Source,
-		Name:           a.Labels["alertname"],
-		Severity:       a.Labels["severity"],
-		Description:    validation.Truncate(firstOf(a.Annotations, "description", "summary", "message"), validation.MaxDescriptionLength),
+		Name:           name,
+		Severity:       severity,
+		Description:    description,
 		Status:         status,
-		Labels:         bounded(a.Labels, validation.MaxLabelsSize),
-		Annotations:    bounded(a.Annotations, validation.MaxAnnotationsSize),
+		Labels:         labels,
+		Annotations:    annotations,
 		StartsAt:       &startsAt,
 		IdempotencyKey: "alertmanager/" + a.Fingerprint + "/" + a.StartsAt.UTC().Format(time.RFC3339Nano),
 	}
-	if spec.Name == "" {
+	if strings.TrimSpace(spec.Name) == "" {
 		spec.Name = "UnnamedAlert"
 	}
 	t, label, ok := target(r.rules, a.Labels)
@@ -285,7 +468,19 @@ func (r *REST) toSignal(a *signals.Alert) (signals.Signal, string) {
 		spec.Fingerprint = "alertmanager/" + a.Fingerprint
 	}
 	spec.Target = t
-	return signals.Signal{Spec: spec}, label
+	sig := signals.Signal{Spec: spec}
+	for _, e := range validation.ValidateSignal(&sig) {
+		e.Field = alertPath(p, e.Field, label)
+		errs = append(errs, e)
+	}
+	return sig, adjusted, errs
+}
+
+func noControl(r rune) rune {
+	if unicode.IsControl(r) {
+		return ' '
+	}
+	return r
 }
 
 // alertPath maps the path of a Signal field to the alert field it came from.
@@ -296,6 +491,8 @@ func alertPath(p *field.Path, signalField, targetLabel string) string {
 		return labels.Key("alertname").String()
 	case signalField == "spec.severity":
 		return labels.Key("severity").String()
+	case signalField == "spec.target.namespace":
+		return labels.Key("namespace").String()
 	case strings.HasPrefix(signalField, "spec.target"):
 		if targetLabel == "" {
 			return labels.String()
@@ -313,24 +510,27 @@ func alertPath(p *field.Path, signalField, targetLabel string) string {
 	return p.String() + "." + strings.TrimPrefix(signalField, "spec.")
 }
 
-// bounded copies m, in key order, leaving out the entries that would take
-// it past the validation bounds: an alert is recorded with the labels that
-// fit rather than refused for the ones that do not.
-func bounded(m map[string]string, maxSize int) map[string]string {
+// bounded copies m, in key order, leaving out the entries whose keys a
+// Signal refuses and those that would take it past the validation bounds:
+// an alert is recorded with the labels that fit rather than refused for the
+// ones that do not. left is how many were left out.
+func bounded(m map[string]string, maxSize int) (out map[string]string, left int) {
 	if len(m) == 0 {
-		return nil
+		return nil, 0
 	}
-	out := make(map[string]string, min(len(m), validation.MaxMapEntries))
+	out = make(map[string]string, min(len(m), validation.MaxMapEntries))
 	size := 0
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		v := m[k]
-		if len(out) == validation.MaxMapEntries || size+len(k)+len(v) > maxSize {
+		if k == "" || len(k) > validation.MaxMapKeyLength || strings.Map(noControl, k) != k ||
+			len(out) == validation.MaxMapEntries || size+len(k)+len(v) > maxSize {
+			left++
 			continue
 		}
 		out[k] = v
 		size += len(k) + len(v)
 	}
-	return out
+	return out, left
 }
 
 func firstOf(m map[string]string, keys ...string) string {

@@ -13,12 +13,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
+	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/pkg/apistatus"
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
 	"github.com/signal-apiserver/signal-apiserver/pkg/owner"
@@ -168,13 +170,12 @@ func TestCreate(t *testing.T) {
 }
 
 func TestCreateIdempotencyKey(t *testing.T) {
-	d := &fakeDedup{}
-	r := newStorage(t, d)
-	sigs, errs := r.toSignals(&signals.AlertmanagerNotification{Version: "4", Alerts: []signals.Alert{alert("firing", "a", "f1")}})
-	if len(errs) != 0 {
-		t.Fatal(errs)
+	r := newStorage(t, &fakeDedup{})
+	sig, adjusted, errs := r.toSignal(ptr(alert("firing", "a", "f1")), field.NewPath("alerts").Index(0))
+	if len(errs) != 0 || len(adjusted) != 0 {
+		t.Fatal(errs, adjusted)
 	}
-	spec := sigs[0].Spec
+	spec := sig.Spec
 	if want := "alertmanager/f1/2026-11-28T01:02:03.456789Z"; spec.IdempotencyKey != want {
 		t.Errorf("idempotencyKey = %q, want %q", spec.IdempotencyKey, want)
 	}
@@ -183,44 +184,149 @@ func TestCreateIdempotencyKey(t *testing.T) {
 	}
 }
 
+func ptr[T any](v T) *T { return &v }
+
 func TestCreateFallbackTarget(t *testing.T) {
 	r := newStorage(t, &fakeDedup{})
 	a := alert("firing", "", "f9")
 	a.Labels = map[string]string{"alertname": "Watchdog"}
-	sigs, errs := r.toSignals(&signals.AlertmanagerNotification{Version: "4", Alerts: []signals.Alert{a}})
+	sig, _, errs := r.toSignal(&a, field.NewPath("alerts").Index(0))
 	if len(errs) != 0 {
 		t.Fatal(errs)
 	}
-	spec := sigs[0].Spec
+	spec := sig.Spec
 	if want := (signals.TargetReference{APIVersion: FallbackAPIVersion, Kind: FallbackKind, Name: "f9"}); spec.Target != want || spec.Fingerprint != "alertmanager/f9" {
 		t.Errorf("target %+v fingerprint %q", spec.Target, spec.Fingerprint)
 	}
 }
 
-func TestCreateRejectsMalformedBatchWhole(t *testing.T) {
+// TestCreateRefusesUnusableBody: only the notification's own fields fail it
+// whole.
+func TestCreateRefusesUnusableBody(t *testing.T) {
 	d := &fakeDedup{}
-	bad := alert("firing", "Not/A/Name", "")
-	n := &signals.AlertmanagerNotification{Version: "3", Alerts: []signals.Alert{alert("firing", "a", "f1"), bad, alert("pending", "c", "f3")}}
+	n := &signals.AlertmanagerNotification{Version: "3", Alerts: []signals.Alert{alert("firing", "a", "f1")}}
 	_, err := newStorage(t, d).Create(sender(), n, nil, &metav1.CreateOptions{})
-	if !apierrors.IsInvalid(err) {
-		t.Fatalf("err = %v, want 422", err)
+	if !apierrors.IsInvalid(err) || len(d.submitted) != 0 {
+		t.Fatalf("err = %v, submitted %d; want 422 and nothing submitted", err, len(d.submitted))
 	}
-	var fields []string
-	for _, c := range err.(apierrors.APIStatus).Status().Details.Causes {
-		fields = append(fields, c.Field)
+}
+
+// TestCreateRejectsMalformedAlertsAlone: each alert's own problem rejects
+// that alert alone, with the path of the field that carried it; what can be
+// cut or left out is, and said so.
+func TestCreateRejectsMalformedAlertsAlone(t *testing.T) {
+	d := &fakeDedup{}
+	badNS := alert("firing", "x", "f5")
+	badNS.Labels["namespace"] = "Bad NS"
+	oversized := alert("firing", "big", "f6")
+	oversized.Labels["severity"] = strings.Repeat("s", 100)
+	oversized.Labels["alertname"] = strings.Repeat("n", 300) + "\n"
+	oversized.Labels[strings.Repeat("k", 300)] = "v"
+	n := &signals.AlertmanagerNotification{Version: "4", Alerts: []signals.Alert{
+		alert("firing", "a", "f1"), alert("firing", "Not/A/Name", ""), alert("pending", "c", "f3"),
+		alert("firing", "Not/A/Name", "f4"), badNS, oversized,
+	}}
+	obj, err := newStorage(t, d).Create(sender(), n, nil, &metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	want := []string{"version", "alerts[1].fingerprint", "alerts[1].labels[pod]", "alerts[2].status"}
-	if len(fields) != len(want) {
-		t.Fatalf("fields = %v, want %v", fields, want)
+	got := obj.(*signals.AlertmanagerNotification).Results
+	want := []struct{ outcome, message string }{
+		{"Created", ""},
+		{OutcomeRejected, "alerts[1].fingerprint: Required value"},
+		{OutcomeRejected, "alerts[2].status: Unsupported value"},
+		{OutcomeRejected, "alerts[3].labels[pod]: Invalid value"},
+		{OutcomeRejected, `alerts[4].labels[namespace]: Invalid value: "Bad NS"`},
+		{"Created", "labels[alertname]: control characters replaced by spaces; labels[alertname]: cut to 253 bytes; labels[severity]: left out"},
 	}
-	for i := range want {
-		if fields[i] != want[i] {
-			t.Errorf("fields = %v, want %v", fields, want)
+	if len(got) != len(want) {
+		t.Fatalf("results = %+v", got)
+	}
+	for i, w := range want {
+		if got[i].Outcome != w.outcome || !strings.HasPrefix(got[i].Message, w.message) || (w.message == "") != (got[i].Message == "") {
+			t.Errorf("results[%d] = %+v, want %s with message %q...", i, got[i], w.outcome, w.message)
 		}
 	}
-	if len(d.submitted) != 0 {
-		t.Errorf("submitted %d signals of a refused batch", len(d.submitted))
+	if len(d.submitted) != 2 {
+		t.Fatalf("submitted %d signals, want 2", len(d.submitted))
 	}
+	s := d.submitted[0]
+	if s.Spec.TargetResource.Name != "big" {
+		s = d.submitted[1]
+	}
+	if s.Spec.Severity != "" || len(s.Spec.SignalName) != 253 || len(s.Spec.SignalLabels) != 4 || s.Annotations[signalsv1.AnnotationAlertAdjusted] == "" {
+		t.Errorf("oversized alert submitted as %+v", s)
+	}
+}
+
+// TestCreateOrder: alerts about one RemediationRequest are applied in body
+// order, whatever the concurrency.
+func TestCreateOrder(t *testing.T) {
+	for range 50 {
+		d := &fakeDedup{}
+		resolved := alert("resolved", "a", "f1")
+		n := &signals.AlertmanagerNotification{Version: "4", Alerts: []signals.Alert{
+			resolved, alert("firing", "a", "f2"), alert("firing", "b", "f3"), alert("firing", "a", "f4"), alert("resolved", "a", "f5"),
+		}}
+		if _, err := newStorage(t, d).Create(sender(), n, nil, &metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var order []string
+		for _, s := range d.submitted {
+			if s.Spec.TargetResource.Name == "a" {
+				order = append(order, s.IdempotencyKey[len("alertmanager/"):][:2])
+			}
+		}
+		if len(order) != 4 || order[0] != "f1" || order[1] != "f2" || order[2] != "f4" || order[3] != "f5" {
+			t.Fatalf("alerts about a applied in order %v, want f1 f2 f4 f5", order)
+		}
+	}
+}
+
+// TestCreateAuthorizesEachNamespaceOnce: one authorization per distinct
+// namespace, at most MaxNamespaces; alerts past the caps are Rejected.
+func TestCreateAuthorizesEachNamespaceOnce(t *testing.T) {
+	d := &fakeDedup{}
+	authz := &countingAuthorizer{}
+	rules, _ := ParseTargetRules(DefaultTargetRules)
+	r := NewREST(&signalkey.Policy{}, &registry.Gate{Authorizer: authz}, d, rules)
+	var alerts []signals.Alert
+	for i := range MaxAlerts + 10 {
+		a := alert("firing", fmt.Sprintf("p%d", i), fmt.Sprintf("f%d", i))
+		a.Labels["namespace"] = fmt.Sprintf("ns-%d", i/2)
+		alerts = append(alerts, a)
+	}
+	obj, err := r.Create(sender(), &signals.AlertmanagerNotification{Version: "4", Alerts: alerts}, nil, &metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if authz.calls != MaxNamespaces {
+		t.Errorf("%d authorizations, want %d", authz.calls, MaxNamespaces)
+	}
+	rejected := 0
+	for _, res := range obj.(*signals.AlertmanagerNotification).Results {
+		if res.Outcome == OutcomeRejected {
+			if res.Reason != metav1.StatusReasonRequestEntityTooLarge {
+				t.Fatalf("rejected %+v", res)
+			}
+			rejected++
+		}
+	}
+	if want := MaxAlerts + 10 - 2*MaxNamespaces; rejected != want || len(d.submitted) != 2*MaxNamespaces {
+		t.Errorf("rejected %d, submitted %d; want %d and %d", rejected, len(d.submitted), want, 2*MaxNamespaces)
+	}
+}
+
+type countingAuthorizer struct {
+	mu    sync.Mutex
+	calls int
+}
+
+func (c *countingAuthorizer) Authorize(context.Context, authorizer.Attributes) (authorizer.Decision, string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	return authorizer.DecisionAllow, "", nil
 }
 
 func TestCreatePartialFailureIs5xx(t *testing.T) {
@@ -307,10 +413,10 @@ func TestBounded(t *testing.T) {
 	for i := range 100 {
 		m[string(rune('a'+i%26))+string(rune('a'+i/26))] = "v"
 	}
-	if got := bounded(m, 1<<20); len(got) != 64 {
-		t.Errorf("kept %d entries, want 64", len(got))
+	if got, left := bounded(m, 1<<20); len(got) != 64 || left != 36 {
+		t.Errorf("kept %d entries, left out %d, want 64 and 36", len(got), left)
 	}
-	if got := bounded(map[string]string{"a": "12345", "b": "1", "c": "123"}, 8); len(got) != 2 || got["a"] == "" || got["c"] != "" {
+	if got, _ := bounded(map[string]string{"a": "12345", "b": "1", "c": "123"}, 8); len(got) != 2 || got["a"] == "" || got["c"] != "" {
 		t.Errorf("bounded = %v, want a and b", got)
 	}
 }

@@ -54,13 +54,16 @@ type sources struct {
 	seen map[string]struct{}
 }
 
-func (s *sources) label(source string) string {
+// label is source's label value. Only a signal that passed validation and
+// authorization (claim) takes one of the maxSources slots: a refused
+// request cannot fill them.
+func (s *sources) label(source string, claim bool) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.seen[source]; ok {
 		return source
 	}
-	if len(s.seen) >= maxSources {
+	if !claim || len(s.seen) >= maxSources {
 		return "other"
 	}
 	if s.seen == nil {
@@ -81,6 +84,6 @@ func (r *REST) observe(source string, began time.Time, res *dedup.Result, err er
 	default:
 		outcome = outcomeFailed
 	}
-	signalsTotal.WithLabelValues(r.sources.label(source), outcome).Inc()
+	signalsTotal.WithLabelValues(r.sources.label(source, outcome != outcomeRejected), outcome).Inc()
 	intakeDuration.WithLabelValues(outcome).Observe(time.Since(began).Seconds())
 }
