@@ -99,6 +99,8 @@ var _ = Describe("Who may write which parts of a RemediationRequest (artifacts/d
 			"signal-apiserver may delete only finished RemediationRequests")
 		Expect(statusUpdateAs(ctx, server, rr, func(rr *remediationv1alpha1.RemediationRequest) {
 			rr.Status.Deduplication.OccurrenceCount++
+			// The summary's counts must go on summing to the count.
+			rr.Status.SignalSummary.Signals[0].Count++
 		})).To(Succeed())
 		got, err := admin.RemediationV1alpha1().RemediationRequests("default").Get(ctx, rr.Name, metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
@@ -115,7 +117,12 @@ var _ = Describe("Who may write which parts of a RemediationRequest (artifacts/d
 			// What a controller's own Go type without the server's fields
 			// writes back.
 			"key window dropped": func(rr *remediationv1alpha1.RemediationRequest) { rr.Status.Deduplication.IdempotencyKeys = nil },
-			"count raised":       func(rr *remediationv1alpha1.RemediationRequest) { rr.Status.Deduplication.OccurrenceCount = 1000 },
+			// The summary raised with it, so the CRD's sum rule holds and
+			// the policy is what refuses it.
+			"count raised": func(rr *remediationv1alpha1.RemediationRequest) {
+				rr.Status.SignalSummary.Signals[0].Count += 1000 - rr.Status.Deduplication.OccurrenceCount
+				rr.Status.Deduplication.OccurrenceCount = 1000
+			},
 			"lastSeenAt changed": func(rr *remediationv1alpha1.RemediationRequest) {
 				rr.Status.Deduplication.LastSeenAt = metav1.NewTime(rr.Status.Deduplication.LastSeenAt.Add(-3600e9))
 			},
