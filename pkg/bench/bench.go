@@ -172,10 +172,24 @@ func Run(ctx context.Context, o Options) (retErr error) {
 	if err != nil {
 		return err
 	}
+	// The contenders that write RemediationRequests (limit-create,
+	// limit-status-update, the baseline) write them as the server does,
+	// under its identity: artifacts/deploy/policy.yaml lets no one else
+	// write status.deduplication, and their writes then pass the same
+	// authorization and admission as the server's.
+	writerConfig, err := cp.AddUser(controlplane.ServerUser, controlplane.ServerGroups)
+	if err != nil {
+		return err
+	}
 	for _, name := range contenders {
-		cfg := cp.RESTConfig()
-		if isSignalAPIServer(name) {
+		var cfg *rest.Config
+		switch {
+		case isSignalAPIServer(name):
 			cfg = rest.CopyConfig(senderConfig)
+		case name == LimitAggregation:
+			cfg = cp.RESTConfig()
+		default:
+			cfg = rest.CopyConfig(writerConfig)
 		}
 		cs, httpClient, err := newClientset(cfg)
 		if err != nil {
