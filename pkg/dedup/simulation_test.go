@@ -53,6 +53,8 @@ const (
 	simDeduplicated   simOutcome = "Deduplicated"
 	simResolved       simOutcome = "Resolved"
 	simAlreadyCounted simOutcome = "AlreadyCounted"
+	simHeld           simOutcome = "Held"
+	simBlocked        simOutcome = "Blocked"
 )
 
 // simResult is the answer to a signal.
@@ -215,6 +217,9 @@ type simFailure struct {
 
 // simRun is one seed's run.
 type simRun struct {
+	// holds, if set, runs the engines with a recurrence policy and skewed
+	// clocks (simulation_recurrence_test.go).
+	holds  *simHolds
 	seed   uint64
 	cfg    simConfig
 	rng    *rand.Rand
@@ -451,7 +456,7 @@ func (r *simRun) newNode(replica, gen int) *simNode {
 	n := &simNode{run: r, replica: replica, gen: gen, alive: true}
 	n.cache = newSimCache(r.api.list(""))
 	n.cursor = len(r.api.events)
-	n.engine = newSimEngine(simGetter{node: n}, n.cache)
+	n.engine = newSimEngine(simGetter{node: n}, n.cache, r.holds, replica)
 	return n
 }
 
@@ -976,6 +981,7 @@ func (r *simRun) apply(c *simCall) simReply {
 		o, err := r.api.updateStatus(c.obj)
 		return simReply{obj: o, err: err}
 	case "delete":
+		r.checkHold(c)
 		return simReply{err: r.api.delete(c.namespace, c.name, c.deleteOpt)}
 	}
 	return simReply{err: fmt.Errorf("unknown verb %s", c.verb)}
@@ -1247,7 +1253,7 @@ func (r *simRun) checkCounts() {
 		}
 		k := uidKey{uid, s.sig.key}
 		switch s.res.outcome {
-		case simCreated, simDeduplicated:
+		case simCreated, simDeduplicated, simHeld, simBlocked:
 			counted[uid]++
 			if s.sig.key != "" {
 				keyCounted[k]++
