@@ -252,6 +252,14 @@ func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op)
 		if obj.Spec.SignalFingerprint != c.fingerprint {
 			return fmt.Errorf("%w: %s/%s has fingerprint %s", ErrNameCollision, c.namespace, c.name, obj.Spec.SignalFingerprint)
 		}
+		// What an earlier attempt decided for each op was decided on
+		// another version, maybe of another RemediationRequest at the
+		// name: an op it moved on must not stay moved when this attempt
+		// counts it here, or it would be counted twice and the active
+		// RemediationRequest deleted as if finished.
+		for _, o := range ops {
+			o.moves, o.alreadyCounted = false, false
+		}
 		next := obj.DeepCopy()
 		var evicted int
 		var blocked bool

@@ -236,7 +236,6 @@ func (e *Engine) onFinished(rr *remediationv1alpha1.RemediationRequest, ops []*o
 	write = needsSettling(rr)
 	var resolved, firing []*op
 	for _, o := range ops {
-		o.moves, o.alreadyCounted = false, false
 		if o.resolved {
 			resolved = append(resolved, o)
 		} else {

@@ -1,12 +1,17 @@
 package dedup
 
 import (
+	"errors"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clienttesting "k8s.io/client-go/testing"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
+	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned/fake"
 )
 
 func TestPolicyDecide(t *testing.T) {
@@ -76,5 +81,51 @@ func TestPolicyDecide(t *testing.T) {
 				t.Errorf("until %s, want %s", d.until, t0.Add(tc.until))
 			}
 		})
+	}
+}
+
+// TestMovedOnThenCountedIsCountedOnce: a write finds the finished
+// RemediationRequest with its hold over, so its firing signal is to move on
+// and open the next one; the write (it records a resolution) loses to a
+// replica that has replaced the finished one already; on the fresh read the
+// signal is counted on the new, active one. It must be answered as counted
+// there, not sent on to open another one: that would count it twice and
+// delete the active one as if it were finished.
+func TestMovedOnThenCountedIsCountedOnce(t *testing.T) {
+	s := testSignal()
+	finishedAt := metav1.NewTime(s.ReceivedAt.Add(-time.Hour))
+	done := finishedRR(s, "uid-1")
+	done.Status.Recurrence = &remediationv1alpha1.RecurrenceStatus{FinishedAt: &finishedAt}
+	client := fake.NewSimpleClientset(activeRR(s, "uid-2"))
+	deletes := checkDeletePreconditions(client)
+	client.PrependReactor("update", "remediationrequests", func(action clienttesting.Action) (bool, runtime.Object, error) {
+		obj := action.(clienttesting.UpdateAction).GetObject().(*remediationv1alpha1.RemediationRequest)
+		stored, err := client.Tracker().Get(action.GetResource(), obj.Namespace, obj.Name)
+		if err == nil && stored.(*remediationv1alpha1.RemediationRequest).UID != obj.UID {
+			return true, nil, apierrors.NewConflict(remediationv1alpha1.Resource("remediationrequests"), obj.Name, errors.New("Precondition failed: UID"))
+		}
+		return false, nil, nil
+	})
+	e := NewEngine(client.RemediationV1alpha1(), &staticCache{rrs: []*remediationv1alpha1.RemediationRequest{done}},
+		WithPolicy(DefaultPolicy), WithClock(func() time.Time { return s.ReceivedAt }))
+
+	resolved := s
+	resolved.Resolved = true
+	ops := []*op{newOp(resolved), newOp(s)}
+	c := e.counterOn(s, testName, done.DeepCopy(), false)
+	b := &batch{ops: ops}
+	b.rr, b.hold, b.err = c.write(c.base, ops)
+	rr, alreadyCounted, hold, err := b.result(ops[1])
+	if err != nil {
+		t.Fatalf("firing signal: %v, want it counted on uid-2", err)
+	}
+	if rr.UID != "uid-2" || alreadyCounted || hold != "" {
+		t.Errorf("counted on %s alreadyCounted %t hold %q, want uid-2, false, no hold", rr.UID, alreadyCounted, hold)
+	}
+	if got := storedCount(t, client, testName); got != 4 {
+		t.Errorf("stored occurrenceCount = %d, want 4", got)
+	}
+	if len(*deletes) != 0 {
+		t.Errorf("deletes %v, want none", *deletes)
 	}
 }

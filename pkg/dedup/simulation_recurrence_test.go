@@ -66,7 +66,7 @@ func newSimHolds(engine dedup.Policy) *simHolds {
 }
 
 func runHeldSimulations(t *testing.T, seeds int, holds *simHolds) (failed *simRun, held int) {
-	for seed := uint64(1); seed <= uint64(seeds); seed++ {
+	for seed := *simFirst; seed < *simFirst+uint64(seeds); seed++ {
 		r := runSimulation(t, seed, *simSteps, nil, func(r *simRun) { r.holds = holds })
 		for _, s := range r.submits {
 			if s.res.outcome == simHeld || s.res.outcome == simBlocked {

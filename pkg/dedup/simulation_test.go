@@ -210,7 +210,7 @@ type simSubmit struct {
 
 // simFailure is a broken promise.
 type simFailure struct {
-	kind string // "promise 1", "promise 2", "liveness", "model"
+	kind string // "promise 1", "promise 2", "delete", "hold", "liveness", "model"
 	step int
 	msg  string
 }
@@ -981,10 +981,34 @@ func (r *simRun) apply(c *simCall) simReply {
 		o, err := r.api.updateStatus(c.obj)
 		return simReply{obj: o, err: err}
 	case "delete":
+		r.checkDelete(c)
 		r.checkHold(c)
 		return simReply{err: r.api.delete(c.namespace, c.name, c.deleteOpt)}
 	}
 	return simReply{err: fmt.Errorf("unknown verb %s", c.verb)}
+}
+
+// checkDelete is called as the API server applies an engine's delete: the
+// engine deletes only the finished RemediationRequest it replaces, named
+// by its UID. A delete that would remove an active one, or whatever holds
+// the name, breaks promise 1 (an active remediation is cut short and its
+// signals' counts go with it).
+func (r *simRun) checkDelete(c *simCall) {
+	if c.dryRun {
+		return
+	}
+	p := c.deleteOpt.Preconditions
+	if p == nil || p.UID == nil {
+		r.fail("delete", fmt.Sprintf("%s deleted without a UID precondition", r.short(c.namespace, c.name)))
+		return
+	}
+	cur, err := r.api.get(c.namespace, c.name)
+	if err != nil || cur.UID != *p.UID {
+		return // not found or a conflict: nothing is deleted
+	}
+	if !cur.Status.OverallPhase.IsTerminal() {
+		r.fail("delete", fmt.Sprintf("the engine deleted the active %s (%s)", r.short(c.namespace, c.name), describeRR(cur)))
+	}
 }
 
 func (r *simRun) deliver(st simStep) {
