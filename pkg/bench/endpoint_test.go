@@ -13,18 +13,11 @@ import (
 // TestRunRefusesEndpointsOutsideItsNamespace: Run registers EndpointSlices
 // only at the address of its own network namespace, and only from inside
 // it; from the machine's namespace it refuses every address, the
-// namespace's own, loopback and the machine's, before starting anything.
+// namespace's own, loopback and any other (192.0.2.1, RFC 5737's
+// documentation range: whether an address is the machine's is the netns
+// package's business, tested there), before starting anything.
 func TestRunRefusesEndpointsOutsideItsNamespace(t *testing.T) {
-	candidates := []net.IP{netns.Address, net.IPv4(127, 0, 0, 1)}
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if ipNet, ok := a.(*net.IPNet); ok && ipNet.IP.To4() != nil {
-			candidates = append(candidates, ipNet.IP.To4())
-		}
-	}
+	candidates := []net.IP{netns.Address, net.IPv4(127, 0, 0, 1), net.IPv4(192, 0, 2, 1)}
 	for _, ip := range candidates {
 		t.Run(ip.String(), func(t *testing.T) {
 			err := Run(context.Background(), Options{

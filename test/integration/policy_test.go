@@ -174,7 +174,9 @@ var _ = Describe("Who may write which parts of a RemediationRequest (artifacts/d
 		// RBAC's informer sees the new binding soon, not at once.
 		Eventually(func() error {
 			return statusUpdateAs(ctx, movedServer, rr, func(rr *remediationv1alpha1.RemediationRequest) {
+				// The summary counts with it (the CRD's sum rule).
 				rr.Status.Deduplication.OccurrenceCount++
+				rr.Status.SignalSummary.Signals[0].Count++
 			})
 		}).WithContext(ctx).Should(Succeed())
 		expectForbidden(statusUpdateAs(ctx, movedServer, rr, func(rr *remediationv1alpha1.RemediationRequest) {

@@ -30,6 +30,10 @@ var (
 
 func TestIntegration(t *testing.T) {
 	RegisterFailHandler(Fail)
+	// A wait that never comes true fails its spec after two minutes instead
+	// of holding the suite until go test's timeout kills it unreported.
+	SetDefaultEventuallyTimeout(2 * time.Minute)
+	EnforceDefaultTimeoutsWhenUsingContexts()
 	RunSpecs(t, "signal-apiserver integration")
 }
 
