@@ -147,9 +147,11 @@ func countOf(rr *remediationv1alpha1.RemediationRequest) int64 {
 
 var _ = Describe("Upgrading from the previous release", Ordered, func() {
 	var (
-		admin  *versioned.Clientset
-		server *controlplane.Server
-		byName = map[string]remediationv1alpha1.RemediationRequest{}
+		admin *versioned.Clientset
+		// asServer writes what only the server may (policy.yaml).
+		asServer *versioned.Clientset
+		server   *controlplane.Server
+		byName   = map[string]remediationv1alpha1.RemediationRequest{}
 	)
 	send := func(ctx context.Context, s *signalsv1.Signal) *remediationv1alpha1.RemediationRequest {
 		rr, err := admin.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{})
@@ -166,7 +168,7 @@ var _ = Describe("Upgrading from the previous release", Ordered, func() {
 		Expect(err).NotTo(HaveOccurred())
 		serverConf, err := cp.AddUser(controlplane.ServerUser, controlplane.ServerGroups)
 		Expect(err).NotTo(HaveOccurred())
-		asServer := versioned.NewForConfigOrDie(serverConf)
+		asServer = versioned.NewForConfigOrDie(serverConf)
 		for _, rr := range previousRRs() {
 			restore(ctx, admin, asServer, rr)
 			byName[rr.Name] = rr
@@ -290,7 +292,9 @@ var _ = Describe("Upgrading from the previous release", Ordered, func() {
 
 	It("holds a finished RR of the current release at the fingerprint's name, counting the failure its spec.previous records", func(ctx SpecContext) {
 		// As the current release leaves a second failed remediation: at the
-		// fingerprint's name, spec.previous, no status.recurrence.
+		// fingerprint's name, spec.previous, a signal summary, no
+		// status.recurrence. The controller wrote the phase, the server the
+		// count and the summary.
 		t := remediationv1alpha1.ResourceReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: namespace, Name: "ledger"}
 		fp := fingerprint.ForObject("", t)
 		now := time.Now()
@@ -309,11 +313,18 @@ var _ = Describe("Upgrading from the previous release", Ordered, func() {
 			},
 		}, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		created.Status = remediationv1alpha1.RemediationRequestStatus{
-			OverallPhase:  remediationv1alpha1.PhaseFailed,
-			Deduplication: &remediationv1alpha1.DeduplicationStatus{FirstSeenAt: opened, LastSeenAt: lastSeen, OccurrenceCount: 2},
+		created.Status.OverallPhase = remediationv1alpha1.PhaseFailed
+		created, err = rrs.UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		created.Status.Deduplication = &remediationv1alpha1.DeduplicationStatus{FirstSeenAt: opened, LastSeenAt: lastSeen, OccurrenceCount: 2}
+		created.Status.SignalSummary = &remediationv1alpha1.SignalSummary{
+			HighestSeverity: "warning",
+			Signals: []remediationv1alpha1.SignalRecord{{
+				Source: "alertmanager", Name: "KubePodCrashLooping", Count: 2, HighestSeverity: "warning",
+				State: remediationv1alpha1.SignalFiring, FirstSeenAt: opened, LastSeenAt: &lastSeen,
+			}},
 		}
-		_, err = rrs.UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		_, err = asServer.RemediationV1alpha1().RemediationRequests(namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{})
 		Expect(err).NotTo(HaveOccurred())
 
 		rr := send(ctx, deployment("ledger"))
@@ -325,6 +336,9 @@ var _ = Describe("Upgrading from the previous release", Ordered, func() {
 		Expect(rc.Hold).To(Equal(remediationv1alpha1.HoldHeld))
 		Expect(rc.ConsecutiveFailures).To(Equal(int64(2)))
 		Expect(rc.HeldCount).To(Equal(int64(1)))
+		// The held signal is in the summary too: it sums to the count.
+		Expect(rr.Status.SignalSummary.Signals).To(HaveLen(1))
+		Expect(rr.Status.SignalSummary.Signals[0].Count).To(Equal(int64(3)))
 		// The second failure in a row: twice the default backoff of 1m.
 		Expect(rc.NextRemediationAt.Sub(rc.FinishedAt.Time)).To(Equal(2 * time.Minute))
 		Expect(active(problem(ctx, admin, "ledger"))).To(BeEmpty())
