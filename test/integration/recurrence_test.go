@@ -159,6 +159,8 @@ var _ = Describe("Recurrence of a finished problem", Ordered, func() {
 			Expect(rc).NotTo(BeNil())
 			Expect(rc.Hold).To(Equal(remediationv1alpha1.HoldHeld))
 			Expect(rc.HeldCount).To(Equal(int64(r.answers[signalsv1.OutcomeHeld])))
+			// The held signals are in the finished one's summary too.
+			Expect(signalCounts(current)).To(Equal(map[string]int64{s.Spec.Name: countOf(current)}))
 			wait := 5 * time.Minute
 			if phase == remediationv1alpha1.PhaseFailed {
 				wait = time.Minute
