@@ -981,33 +981,24 @@ func (r *simRun) apply(c *simCall) simReply {
 		o, err := r.api.updateStatus(c.obj)
 		return simReply{obj: o, err: err}
 	case "delete":
-		r.checkDelete(c)
 		r.checkHold(c)
-		return simReply{err: r.api.delete(c.namespace, c.name, c.deleteOpt)}
+		gone, err := r.api.deleteObj(c.namespace, c.name, c.deleteOpt)
+		r.checkDelete(c, gone)
+		return simReply{err: err}
 	}
 	return simReply{err: fmt.Errorf("unknown verb %s", c.verb)}
 }
 
-// checkDelete is called as the API server applies an engine's delete: the
-// engine deletes only the finished RemediationRequest it replaces, named
-// by its UID. A delete that would remove an active one, or whatever holds
-// the name, breaks promise 1 (an active remediation is cut short and its
-// signals' counts go with it).
-func (r *simRun) checkDelete(c *simCall) {
-	if c.dryRun {
-		return
+// checkDelete is called as the API server applies an engine's delete, with
+// what it deleted (nil if nothing): the engine deletes only the finished
+// RemediationRequest it replaces, named by its UID. Deleting an active one
+// cuts a remediation short, and the counts of its signals go with it.
+func (r *simRun) checkDelete(c *simCall, gone *rr) {
+	if p := c.deleteOpt.Preconditions; p == nil || p.UID == nil {
+		r.fail("delete", fmt.Sprintf("the engine sent a delete of %s without a UID precondition", r.short(c.namespace, c.name)))
 	}
-	p := c.deleteOpt.Preconditions
-	if p == nil || p.UID == nil {
-		r.fail("delete", fmt.Sprintf("%s deleted without a UID precondition", r.short(c.namespace, c.name)))
-		return
-	}
-	cur, err := r.api.get(c.namespace, c.name)
-	if err != nil || cur.UID != *p.UID {
-		return // not found or a conflict: nothing is deleted
-	}
-	if !cur.Status.OverallPhase.IsTerminal() {
-		r.fail("delete", fmt.Sprintf("the engine deleted the active %s (%s)", r.short(c.namespace, c.name), describeRR(cur)))
+	if gone != nil && !gone.Status.OverallPhase.IsTerminal() {
+		r.fail("delete", fmt.Sprintf("the engine deleted the active %s (%s)", r.short(c.namespace, c.name), describeRR(gone)))
 	}
 }
 
@@ -1562,6 +1553,31 @@ func TestSimulationCatchesLostUpdates(t *testing.T) {
 		return
 	}
 	t.Error("50 seeds over an API server that loses updates, and no broken count was found")
+}
+
+// TestSimulationCatchesDeletedActive shows that the delete check can fail:
+// over an API server that ignores the UID precondition of deletes, an
+// engine that replaces a finished RemediationRequest another replica has
+// replaced already deletes the active one there, and the simulation must
+// report it within a few seeds.
+func TestSimulationCatchesDeletedActive(t *testing.T) {
+	simulationProcs(t)
+	broken := func(r *simRun) {
+		r.api.uidBlindDeletes = true
+		r.cfg.replicas = 3
+	}
+	for seed := uint64(1); seed <= 50; seed++ {
+		r := runSimulation(t, seed, *simSteps, nil, broken)
+		if r.failure == nil {
+			continue
+		}
+		if r.failure.kind != "delete" {
+			t.Errorf("%s; want an active RemediationRequest deleted", r.report())
+		}
+		t.Logf("found: %s", r.report())
+		return
+	}
+	t.Error("50 seeds over an API server that ignores the UID of deletes, and no deleted active RemediationRequest was found")
 }
 
 // TestSimulationModel pins the modelled API server's answers.
