@@ -51,10 +51,10 @@ type simAPI struct {
 	// uidBlindDeletes breaks the model on purpose: deletes ignore their UID
 	// precondition (TestSimulationCatchesDeletedActive).
 	uidBlindDeletes bool
-	rv          int64
-	uids        int
-	objs        map[string]*rr // by namespace/name
-	events      []simEvent
+	rv              int64
+	uids            int
+	objs            map[string]*rr // by namespace/name
+	events          []simEvent
 	// lives holds every incarnation (UID) ever created, deleted ones with
 	// their final count.
 	lives map[types.UID]*simLife
