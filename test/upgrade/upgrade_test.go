@@ -313,9 +313,8 @@ var _ = Describe("Upgrading from the previous release", Ordered, func() {
 			},
 		}, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		created.Status.OverallPhase = remediationv1alpha1.PhaseFailed
-		created, err = rrs.UpdateStatus(ctx, created, metav1.UpdateOptions{})
-		Expect(err).NotTo(HaveOccurred())
+		// The count while it was active, then the phase (the server under
+		// test stamps the finish as soon as it sees it).
 		created.Status.Deduplication = &remediationv1alpha1.DeduplicationStatus{FirstSeenAt: opened, LastSeenAt: lastSeen, OccurrenceCount: 2}
 		created.Status.SignalSummary = &remediationv1alpha1.SignalSummary{
 			HighestSeverity: "warning",
@@ -324,7 +323,10 @@ var _ = Describe("Upgrading from the previous release", Ordered, func() {
 				State: remediationv1alpha1.SignalFiring, FirstSeenAt: opened, LastSeenAt: &lastSeen,
 			}},
 		}
-		_, err = asServer.RemediationV1alpha1().RemediationRequests(namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		created, err = asServer.RemediationV1alpha1().RemediationRequests(namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		created.Status.OverallPhase = remediationv1alpha1.PhaseFailed
+		_, err = rrs.UpdateStatus(ctx, created, metav1.UpdateOptions{})
 		Expect(err).NotTo(HaveOccurred())
 
 		rr := send(ctx, deployment("ledger"))
