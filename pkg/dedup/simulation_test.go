@@ -171,6 +171,9 @@ type simStep struct {
 	namespace string
 	phase     remediationv1alpha1.Phase
 	deleteNow bool
+	// lacking: the controller writes with a Go type of a release without
+	// status.signalSummary and status.recurrence, and drops them.
+	lacking bool
 	why       string
 	// stepAdvance
 	d time.Duration
@@ -689,6 +692,8 @@ func (r *simRun) choose() simStep {
 			st.phase = remediationv1alpha1.PhaseProcessing
 		}
 		st.deleteNow = st.phase.IsTerminal() && rng.IntN(4) == 0 && !r.cfg.keep
+		// Not drawn from rng, whose sequence the recorded seeds keep.
+		st.lacking = simHash(r.seed, r.step)%4 == 0
 	case stepRetention:
 		o, why := r.retentionTarget(all)
 		st.namespace, st.name, st.why = o.Namespace, o.Name, why
@@ -729,6 +734,15 @@ func (r *simRun) retentionTarget(all []*rr) (*rr, string) {
 		return active[r.rng.IntN(len(active))], "active"
 	}
 	return all[r.rng.IntN(len(all))], "any"
+}
+
+// simHash is a choice derived from the seed and the step, for choices added
+// after seeds were recorded: drawing them from the seed's source would change
+// every later step.
+func simHash(seed uint64, step int) uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%d", seed, step)
+	return h.Sum64()
 }
 
 func uidSeq(uid types.UID) int {
@@ -1036,12 +1050,17 @@ func (r *simRun) control(st simStep) {
 	from := cur.Status.OverallPhase
 	next := cur.DeepCopy()
 	next.Status.OverallPhase = st.phase
+	who := "controller"
+	if st.lacking {
+		who = "controller (a release without signalSummary and recurrence)"
+		next.Status.SignalSummary, next.Status.Recurrence = nil, nil
+	}
 	stored, err := r.api.updateStatus(next)
 	if err != nil {
-		r.stepf("controller: %s → %s refused: %v", r.short(st.namespace, st.name), st.phase, err)
+		r.stepf("%s: %s → %s refused: %v", who, r.short(st.namespace, st.name), st.phase, err)
 		return
 	}
-	r.stepf("controller: %s %s → %s, now %s", r.short(st.namespace, st.name), orDash(from), st.phase, describeRR(stored))
+	r.stepf("%s: %s %s → %s, now %s", who, r.short(st.namespace, st.name), orDash(from), st.phase, describeRR(stored))
 	if st.deleteNow {
 		r.noteDeletion(stored)
 		uid := stored.UID
