@@ -103,7 +103,8 @@ type op struct {
 	// alreadyCounted is set by apply: the key was counted before.
 	alreadyCounted bool
 	// moves is set by a write that found the RemediationRequest finished
-	// and its hold over: the op opens the next one.
+	// and its hold over: the op opens the next one. Like alreadyCounted,
+	// only the attempt of the write that lands decides it.
 	moves bool
 	// source, name and severity are the signal's, for the summary.
 	source, name, severity string

@@ -232,6 +232,7 @@ func needsSettling(rr *remediationv1alpha1.RemediationRequest) bool {
 // says how); once it may open, firing ops whose key rr counted already are
 // answered AlreadyCounted and the others move on to open it. write reports
 // whether rr changed; blocked, that this write makes the problem Blocked.
+// ops come undecided (write clears them before every attempt).
 func (e *Engine) onFinished(rr *remediationv1alpha1.RemediationRequest, ops []*op) (hold remediationv1alpha1.Hold, blocked, write bool, evicted int) {
 	write = needsSettling(rr)
 	var resolved, firing []*op
