@@ -174,7 +174,7 @@ type simStep struct {
 	// lacking: the controller writes with a Go type of a release without
 	// status.signalSummary and status.recurrence, and drops them.
 	lacking bool
-	why       string
+	why     string
 	// stepAdvance
 	d time.Duration
 	// stepRestart: the seed of which calls in flight were applied.
