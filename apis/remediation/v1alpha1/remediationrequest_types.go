@@ -380,10 +380,10 @@ const (
 	HoldBlocked Hold = "Blocked"
 )
 
-// AnnotationUnblock, set by a person on a finished RemediationRequest to any
-// value, ends its hold, Held or Blocked: the problem's next firing signal
-// opens the next RemediationRequest at once, with a fresh count of
-// consecutive failures.
+// AnnotationUnblock is the annotation a person sets, to any value, on a
+// finished RemediationRequest to end its hold, Held or Blocked: the
+// problem's next firing signal opens the next RemediationRequest at once,
+// with a fresh count of consecutive failures.
 //
 //	kubectl annotate rr NAME signals.remediation.io/unblock=now
 const AnnotationUnblock = "signals.remediation.io/unblock"
