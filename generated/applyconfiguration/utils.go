@@ -38,6 +38,10 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &remediationv1alpha1.OtherSignalsApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("PreviousRemediation"):
 		return &remediationv1alpha1.PreviousRemediationApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("RecurrenceStatus"):
+		return &remediationv1alpha1.RecurrenceStatusApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("RemediationRecord"):
+		return &remediationv1alpha1.RemediationRecordApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("RemediationRequest"):
 		return &remediationv1alpha1.RemediationRequestApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("RemediationRequestSpec"):

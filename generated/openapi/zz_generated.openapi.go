@@ -37,6 +37,8 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1alpha1.DeduplicationStatus{}.OpenAPIModelName():      schema_signal_apiserver_apis_remediation_v1alpha1_DeduplicationStatus(ref),
 		v1alpha1.OtherSignals{}.OpenAPIModelName():             schema_signal_apiserver_apis_remediation_v1alpha1_OtherSignals(ref),
 		v1alpha1.PreviousRemediation{}.OpenAPIModelName():      schema_signal_apiserver_apis_remediation_v1alpha1_PreviousRemediation(ref),
+		v1alpha1.RecurrenceStatus{}.OpenAPIModelName():         schema_signal_apiserver_apis_remediation_v1alpha1_RecurrenceStatus(ref),
+		v1alpha1.RemediationRecord{}.OpenAPIModelName():        schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRecord(ref),
 		v1alpha1.RemediationRequest{}.OpenAPIModelName():       schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequest(ref),
 		v1alpha1.RemediationRequestList{}.OpenAPIModelName():   schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequestList(ref),
 		v1alpha1.RemediationRequestSpec{}.OpenAPIModelName():   schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequestSpec(ref),
@@ -237,7 +239,7 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_PreviousRemediation(ref c
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
 			SchemaProps: spec.SchemaProps{
-				Description: "PreviousRemediation is what remains of a finished RemediationRequest in the one that followed it.",
+				Description: "PreviousRemediation is what remained of a finished RemediationRequest in the one that followed it, in earlier versions.",
 				Type:        []string{"object"},
 				Properties: map[string]spec.Schema{
 					"name": {
@@ -292,6 +294,132 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_PreviousRemediation(ref c
 					},
 				},
 				Required: []string{"name", "uid", "phase"},
+			},
+		},
+		Dependencies: []string{
+			metav1.Time{}.OpenAPIModelName()},
+	}
+}
+
+func schema_signal_apiserver_apis_remediation_v1alpha1_RecurrenceStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "RecurrenceStatus is signal-apiserver's record of a finished RemediationRequest.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"finishedAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "finishedAt is when signal-apiserver first saw the RemediationRequest in a terminal phase; the first replica to record it wins, and holds are measured from it.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"hold": {
+						SchemaProps: spec.SchemaProps{
+							Description: "hold is Held or Blocked while the problem's next RemediationRequest is held back, as of the last write; empty once it may open.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"nextRemediationAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "nextRemediationAt is when a Held problem's next RemediationRequest may open. Absent while Blocked.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"consecutiveFailures": {
+						SchemaProps: spec.SchemaProps{
+							Description: "consecutiveFailures is how many remediations of the problem in a row, this one included, ended Failed or TimedOut.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"resolvedAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "resolvedAt is when the first Resolved signal after the RemediationRequest finished was received: the problem went away, which ends a hold unless the problem is flapping or blocked.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"heldCount": {
+						SchemaProps: spec.SchemaProps{
+							Description: "heldCount is how many of the firing signals counted in occurrenceCount arrived after the RemediationRequest finished, held back or blocked.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			metav1.Time{}.OpenAPIModelName()},
+	}
+}
+
+func schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRecord(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "RemediationRecord is what remains of a finished RemediationRequest in the ones that followed it.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"uid": {
+						SchemaProps: spec.SchemaProps{
+							Description: "uid of the RemediationRequest.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"remediationNumber": {
+						SchemaProps: spec.SchemaProps{
+							Description: "remediationNumber of the RemediationRequest, if it had one.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"phase": {
+						SchemaProps: spec.SchemaProps{
+							Description: "phase the RemediationRequest finished in.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"openedAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "openedAt is when its first signal was received.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"finishedAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "finishedAt is when signal-apiserver first saw it finished (status.recurrence.finishedAt).",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"occurrenceCount": {
+						SchemaProps: spec.SchemaProps{
+							Description: "occurrenceCount of the RemediationRequest when it was replaced.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"resolved": {
+						SchemaProps: spec.SchemaProps{
+							Description: "resolved: a Resolved signal came after it finished.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+					"unblocked": {
+						SchemaProps: spec.SchemaProps{
+							Description: "unblocked: a person released its hold (the unblock annotation).",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"uid", "phase"},
 			},
 		},
 		Dependencies: []string{
@@ -492,14 +620,32 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequestSpec(re
 					},
 					"remediationNumber": {
 						SchemaProps: spec.SchemaProps{
-							Description: "remediationNumber is how many RemediationRequests signal-apiserver has opened for this fingerprint in a row, this one included: 1 for the first, previous.remediationNumber+1 for one that followed a finished one. It starts again at 1 when the previous one had been deleted before the problem came back. Absent on RemediationRequests of earlier versions.",
+							Description: "remediationNumber is how many RemediationRequests signal-apiserver has opened for this fingerprint in a row, this one included: 1 for the first, one more than the finished one it followed (history[0]); it starts again at 1 when the previous one had been deleted before the problem came back. Absent on RemediationRequests of earlier versions.",
 							Type:        []string{"integer"},
 							Format:      "int64",
 						},
 					},
+					"history": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "history is what the problem's earlier RemediationRequests at this name did, newest first, at most 10: carried from each finished RemediationRequest to the one that follows it, so consecutive failures, flapping and what was tried already survive the replacement. It starts empty when the previous one had been deleted before the problem came back.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.RemediationRecord{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
 					"previous": {
 						SchemaProps: spec.SchemaProps{
-							Description: "previous summarizes the finished RemediationRequest of this fingerprint that this one followed; signal-apiserver deleted it to open this one when it was at the same name.",
+							Description: "previous summarizes the finished RemediationRequest this one followed, as earlier versions recorded it; signal-apiserver now writes history instead, and reads previous only on RemediationRequests of earlier versions.",
 							Ref:         ref(v1alpha1.PreviousRemediation{}.OpenAPIModelName()),
 						},
 					},
@@ -508,7 +654,7 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequestSpec(re
 			},
 		},
 		Dependencies: []string{
-			v1alpha1.PreviousRemediation{}.OpenAPIModelName(), v1alpha1.ResourceReference{}.OpenAPIModelName(), metav1.Time{}.OpenAPIModelName()},
+			v1alpha1.PreviousRemediation{}.OpenAPIModelName(), v1alpha1.RemediationRecord{}.OpenAPIModelName(), v1alpha1.ResourceReference{}.OpenAPIModelName(), metav1.Time{}.OpenAPIModelName()},
 	}
 }
 
@@ -532,6 +678,12 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequestStatus(
 							Ref:         ref(v1alpha1.DeduplicationStatus{}.OpenAPIModelName()),
 						},
 					},
+					"recurrence": {
+						SchemaProps: spec.SchemaProps{
+							Description: "recurrence is signal-apiserver's record of a finished RemediationRequest whose problem may come back: when it finished, and whether the next one is held back.",
+							Ref:         ref(v1alpha1.RecurrenceStatus{}.OpenAPIModelName()),
+						},
+					},
 					"signalSummary": {
 						SchemaProps: spec.SchemaProps{
 							Description: "signalSummary is what the signals counted on this RemediationRequest were: one entry per distinct signal, the highest severity, and which still fire. Written by signal-apiserver in the same write as deduplication.",
@@ -548,7 +700,7 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequestStatus(
 							},
 						},
 						SchemaProps: spec.SchemaProps{
-							Description: "conditions are the observations of the remediation controller and of signal-apiserver (Escalated, SignalsResolved, IdempotencyKeysEvicted).",
+							Description: "conditions are the observations of the remediation controller and of signal-apiserver (Held, Escalated, SignalsResolved, IdempotencyKeysEvicted).",
 							Type:        []string{"array"},
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
@@ -563,7 +715,7 @@ func schema_signal_apiserver_apis_remediation_v1alpha1_RemediationRequestStatus(
 			},
 		},
 		Dependencies: []string{
-			v1alpha1.DeduplicationStatus{}.OpenAPIModelName(), v1alpha1.SignalSummary{}.OpenAPIModelName(), metav1.Condition{}.OpenAPIModelName()},
+			v1alpha1.DeduplicationStatus{}.OpenAPIModelName(), v1alpha1.RecurrenceStatus{}.OpenAPIModelName(), v1alpha1.SignalSummary{}.OpenAPIModelName(), metav1.Condition{}.OpenAPIModelName()},
 	}
 }
 
@@ -844,7 +996,7 @@ func schema_signal_apiserver_apis_signals_v1_AlertResult(ref common.ReferenceCal
 					},
 					"outcome": {
 						SchemaProps: spec.SchemaProps{
-							Description: "outcome: Created, Deduplicated, AlreadyCounted, Resolved (the RemediationRequest's lastResolvedAt was set), NoActive (a resolved alert with no active RemediationRequest: nothing to do), or Rejected (the alert cannot be recorded as it is, e.g. its namespace does not exist: a resend would not change that, so the other alerts are recorded and the notification succeeds; reason and message say why).",
+							Description: "outcome: Created, Deduplicated, AlreadyCounted, Held or Blocked (counted on the finished RemediationRequest, whose status.recurrence says until when the next one is held back, and why), Resolved (the RemediationRequest's lastResolvedAt was set), NoActive (a resolved alert with no active RemediationRequest: nothing to do), or Rejected (the alert cannot be recorded as it is, e.g. its namespace does not exist: a resend would not change that, so the other alerts are recorded and the notification succeeds; reason and message say why).",
 							Default:     "",
 							Type:        []string{"string"},
 							Format:      "",

@@ -10,12 +10,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
+	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
@@ -51,6 +56,11 @@ type ExtraConfig struct {
 	// ManagedNamespaces are the namespaces RemediationRequests may be
 	// opened in (--namespace-selector); nil means all.
 	ManagedNamespaces *registry.ManagedNamespaces
+	// Recurrence is the recurrence policy of finished RemediationRequests.
+	Recurrence dedup.Policy
+	// Events, if set, records an Event on a RemediationRequest whose
+	// problem becomes Blocked.
+	Events kubernetes.Interface
 	// RegisterMetric registers a metric for the server's /metrics;
 	// legacyregistry.Register if nil.
 	RegisterMetric func(metrics.Registerable) error
@@ -156,8 +166,28 @@ func (c completedConfig) startEngine(generic *genericapiserver.GenericAPIServer)
 	if err != nil {
 		return nil, err
 	}
-	engine := dedup.NewEngine(c.ExtraConfig.Client.RemediationV1alpha1(), rrCache)
+	opts := []dedup.Option{dedup.WithPolicy(c.ExtraConfig.Recurrence)}
+	var broadcaster record.EventBroadcaster
+	if c.ExtraConfig.Events != nil {
+		broadcaster = record.NewBroadcaster()
+		scheme := runtime.NewScheme()
+		if err := remediationv1alpha1.AddToScheme(scheme); err != nil {
+			return nil, err
+		}
+		opts = append(opts, dedup.WithEventRecorder(broadcaster.NewRecorder(scheme, corev1.EventSource{Component: "signal-apiserver"})))
+	}
+	engine := dedup.NewEngine(c.ExtraConfig.Client.RemediationV1alpha1(), rrCache, opts...)
 	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if rr, ok := obj.(*remediationv1alpha1.RemediationRequest); ok {
+				engine.Observe(rr)
+			}
+		},
+		UpdateFunc: func(_, obj any) {
+			if rr, ok := obj.(*remediationv1alpha1.RemediationRequest); ok {
+				engine.Observe(rr)
+			}
+		},
 		DeleteFunc: func(obj any) {
 			if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = tombstone.Obj
@@ -185,6 +215,14 @@ func (c completedConfig) startEngine(generic *genericapiserver.GenericAPIServer)
 				return
 			}
 			nameRuleChecked.Store(true)
+			if broadcaster != nil {
+				broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.ExtraConfig.Events.CoreV1().Events("")})
+				go func() {
+					<-ctx.Done()
+					broadcaster.Shutdown()
+				}()
+			}
+			go engine.Run(ctx)
 			factory.Start(ctx.Done())
 			if cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
 				cacheSynced.Set(1)

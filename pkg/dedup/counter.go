@@ -88,6 +88,9 @@ type batch struct {
 	// rr and err are the outcome of the write, set before done is closed.
 	rr  *remediationv1alpha1.RemediationRequest
 	err error
+	// hold is set when the ops were counted on a finished
+	// RemediationRequest whose next one is held back.
+	hold remediationv1alpha1.Hold
 }
 
 // op is one signal in a batch.
@@ -99,6 +102,10 @@ type op struct {
 	withdrawn bool // its caller gave up before the write took it
 	// alreadyCounted is set by apply: the key was counted before.
 	alreadyCounted bool
+	// moves is set by a write that found the RemediationRequest finished
+	// and its hold over: the op opens the next one. Like alreadyCounted,
+	// only the attempt of the write that lands decides it.
+	moves bool
 	// source, name and severity are the signal's, for the summary.
 	source, name, severity string
 	// instance is the digest of the idempotency key of a firing or a
@@ -130,7 +137,7 @@ func (c *counter) uid() types.UID {
 
 // add queues s for the next write and waits for that write. alreadyCounted
 // reports that s carried an idempotency key that was counted before.
-func (c *counter) add(ctx context.Context, s Signal) (rr *remediationv1alpha1.RemediationRequest, alreadyCounted bool, err error) {
+func (c *counter) add(ctx context.Context, s Signal) (rr *remediationv1alpha1.RemediationRequest, alreadyCounted bool, hold remediationv1alpha1.Hold, err error) {
 	o := newOp(s)
 	c.mu.Lock()
 	if c.pending == nil {
@@ -146,22 +153,37 @@ func (c *counter) add(ctx context.Context, s Signal) (rr *remediationv1alpha1.Re
 
 	select {
 	case <-b.done:
-		return b.rr, o.alreadyCounted, b.err
+		rr, alreadyCounted, hold, err = b.result(o)
+		return rr, alreadyCounted, hold, err
 	case <-ctx.Done():
 	}
 	select {
 	case <-b.done:
 		// The write finished as the caller gave up: it has its answer.
-		return b.rr, o.alreadyCounted, b.err
+		rr, alreadyCounted, hold, err = b.result(o)
+		return rr, alreadyCounted, hold, err
 	default:
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.pending == b {
 		o.withdrawn = true
-		return nil, false, fmt.Errorf("signal not counted: %w", ctx.Err())
+		return nil, false, "", fmt.Errorf("signal not counted: %w", ctx.Err())
 	}
-	return nil, false, fmt.Errorf("signal counted only if the write in flight succeeds: %w", ctx.Err())
+	return nil, false, "", fmt.Errorf("signal counted only if the write in flight succeeds: %w", ctx.Err())
+}
+
+// result is what the write of b did with o.
+func (b *batch) result(o *op) (*remediationv1alpha1.RemediationRequest, bool, remediationv1alpha1.Hold, error) {
+	switch {
+	case b.err != nil:
+		return b.rr, o.alreadyCounted, "", b.err
+	case o.moves:
+		return nil, false, "", &goneError{name: b.rr.Name, uid: b.rr.UID, finished: b.rr}
+	case o.resolved || o.alreadyCounted:
+		return b.rr, o.alreadyCounted, "", nil
+	}
+	return b.rr, false, b.hold, nil
 }
 
 // run writes batches until none is pending.
@@ -186,7 +208,7 @@ func (c *counter) run() {
 
 		var latest *remediationv1alpha1.RemediationRequest
 		if len(ops) > 0 {
-			latest, b.err = c.write(base, ops)
+			latest, b.hold, b.err = c.write(base, ops)
 			b.rr = latest
 		} else {
 			latest = base
@@ -204,7 +226,7 @@ func (c *counter) run() {
 // was computed from, so a concurrent change makes it fail with a conflict
 // instead of being overwritten; then the ops are applied again to a fresh
 // read.
-func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op) (*remediationv1alpha1.RemediationRequest, error) {
+func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op) (*remediationv1alpha1.RemediationRequest, remediationv1alpha1.Hold, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.engine.writeTimeout)
 	defer cancel()
 	client := c.engine.client.RemediationRequests(c.namespace)
@@ -215,6 +237,7 @@ func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op)
 	}
 	readReason := "no_base"
 	var stored *remediationv1alpha1.RemediationRequest
+	var hold remediationv1alpha1.Hold
 	err := retryOnConflict(ctx, func() error {
 		if obj == nil {
 			reads.WithLabelValues(readReason).Inc()
@@ -230,16 +253,40 @@ func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op)
 		if obj.Spec.SignalFingerprint != c.fingerprint {
 			return fmt.Errorf("%w: %s/%s has fingerprint %s", ErrNameCollision, c.namespace, c.name, obj.Spec.SignalFingerprint)
 		}
-		if obj.Status.OverallPhase.IsTerminal() {
-			statusWrites.WithLabelValues(writeTerminal).Inc()
-			stored = obj
-			return &goneError{name: c.name, uid: obj.UID, finished: obj}
+		// What an earlier attempt decided for each op was decided on
+		// another version, maybe of another RemediationRequest at the
+		// name: an op it moved on must not stay moved when this attempt
+		// counts it here, or it would be counted twice and the active
+		// RemediationRequest deleted as if finished.
+		for _, o := range ops {
+			o.moves, o.alreadyCounted = false, false
 		}
 		next := obj.DeepCopy()
-		evicted := apply(next, ops)
+		var evicted int
+		var blocked bool
+		if obj.Status.OverallPhase.IsTerminal() {
+			if c.legacy || !c.engine.holds() || obj.DeletionTimestamp != nil {
+				statusWrites.WithLabelValues(writeTerminal).Inc()
+				stored = obj
+				return &goneError{name: c.name, uid: obj.UID, finished: obj}
+			}
+			var write bool
+			hold, blocked, write, evicted = c.engine.onFinished(next, ops)
+			if !write {
+				statusWrites.WithLabelValues(writeTerminal).Inc()
+				stored = obj
+				return nil
+			}
+		} else {
+			hold = ""
+			evicted = apply(next, ops)
+		}
 		updated, err := client.UpdateStatus(ctx, next, metav1.UpdateOptions{FieldManager: FieldManager})
 		switch {
 		case err == nil:
+			if blocked {
+				c.engine.recordBlocked(updated)
+			}
 			statusWrites.WithLabelValues(writeSuccess).Inc()
 			signalsPerWrite.Observe(float64(len(ops)))
 			keysEvicted.Add(float64(evicted))
@@ -262,12 +309,12 @@ func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op)
 	var gone *goneError
 	switch {
 	case err == nil, errors.As(err, &gone):
-		return stored, err
+		return stored, hold, err
 	case apierrors.IsConflict(err):
 		// Lost every race until the write timeout.
-		return nil, fmt.Errorf("%w: %s/%s: %w", ErrContention, c.namespace, c.name, err)
+		return nil, "", fmt.Errorf("%w: %s/%s: %w", ErrContention, c.namespace, c.name, err)
 	}
-	return nil, err
+	return nil, "", err
 }
 
 // apply adds ops to the deduplication status and the signal summary of rr,

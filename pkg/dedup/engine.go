@@ -12,7 +12,10 @@ import (
 	"golang.org/x/sync/singleflight"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	remediationclient "github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned/typed/remediation/v1alpha1"
@@ -41,7 +44,35 @@ const (
 	// OutcomeAlreadyCounted: a firing signal whose idempotency key was
 	// already counted on the active one; it was not counted again.
 	OutcomeAlreadyCounted Outcome = "AlreadyCounted"
+	// OutcomeHeld: the problem's RemediationRequest is finished and the
+	// next one is held back (status.recurrence says until when and why);
+	// the signal was counted on the finished one.
+	OutcomeHeld Outcome = "Held"
+	// OutcomeBlocked: the problem's remediations failed too often in a row
+	// and no new one opens until a person unblocks it; the signal was
+	// counted on the finished one.
+	OutcomeBlocked Outcome = "Blocked"
 )
+
+// EventRecorder records Kubernetes Events; client-go's
+// record.EventRecorder is one.
+type EventRecorder interface {
+	Eventf(object runtime.Object, eventtype, reason, messageFmt string, args ...any)
+}
+
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithPolicy sets the recurrence policy (the zero Policy, the default,
+// holds nothing back).
+func WithPolicy(p Policy) Option { return func(e *Engine) { e.policy = p } }
+
+// WithClock sets the clock holds are measured with.
+func WithClock(now func() time.Time) Option { return func(e *Engine) { e.now = now } }
+
+// WithEventRecorder sets where the Event of a problem becoming Blocked is
+// recorded.
+func WithEventRecorder(r EventRecorder) Option { return func(e *Engine) { e.recorder = r } }
 
 // Signal is a validated signal, reduced to what deduplication needs.
 type Signal struct {
@@ -86,24 +117,42 @@ type Engine struct {
 	// writeTimeout bounds one status write including its conflict retries,
 	// and one opening of a RemediationRequest.
 	writeTimeout time.Duration
+	policy       Policy
+	now          func() time.Time
+	recorder     EventRecorder
 
 	mu sync.Mutex
 	// counters holds, per namespace/fingerprint, the RemediationRequest this
 	// process counts on; it is the freshest knowledge there is about it.
 	counters map[string]*counter
+	// finished queues the finished RemediationRequests seen without a
+	// finish stamp (Observe), for Run to stamp; nil until Run starts.
+	finished workqueue.TypedRateLimitingInterface[cache.ObjectName]
 	// opening shares the opening of a RemediationRequest among the signals
 	// of this process that need it at once, by namespace/fingerprint.
 	opening singleflight.Group
 }
 
 // NewEngine returns an engine that reads from cache and writes with client.
-func NewEngine(client remediationclient.RemediationRequestsGetter, cache Cache) *Engine {
-	return &Engine{
+func NewEngine(client remediationclient.RemediationRequestsGetter, rrCache Cache, opts ...Option) *Engine {
+	e := &Engine{
 		client:       client,
-		cache:        cache,
+		cache:        rrCache,
 		writeTimeout: 20 * time.Second,
+		now:          time.Now,
 		counters:     map[string]*counter{},
 	}
+	for _, opt := range opts {
+		opt(e)
+	}
+	return e
+}
+
+// holds reports whether any hold is configured; without one the engine
+// writes nothing on finished RemediationRequests, as earlier versions.
+func (e *Engine) holds() bool {
+	p := e.policy
+	return p.Cooldown > 0 || (p.Backoff > 0 && p.BackoffMax > 0) || p.BlockAfter > 0
 }
 
 // next is what a signal learnt about the RemediationRequest at its
@@ -131,7 +180,7 @@ func (e *Engine) Submit(ctx context.Context, s Signal) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		rr, alreadyCounted, err := c.add(ctx, s)
+		rr, alreadyCounted, hold, err := c.add(ctx, s)
 		var gone *goneError
 		switch {
 		case err == nil:
@@ -140,6 +189,10 @@ func (e *Engine) Submit(ctx context.Context, s Signal) (*Result, error) {
 				outcome = OutcomeResolved
 			case alreadyCounted:
 				outcome = OutcomeAlreadyCounted
+			case hold == remediationv1alpha1.HoldHeld:
+				outcome = OutcomeHeld
+			case hold == remediationv1alpha1.HoldBlocked:
+				outcome = OutcomeBlocked
 			}
 			return &Result{RemediationRequest: rr, Outcome: outcome}, nil
 		case errors.As(err, &gone):
@@ -188,6 +241,11 @@ func (e *Engine) counterFor(ctx context.Context, s Signal, skip map[types.UID]bo
 		if legacy != nil {
 			return e.counterOn(s, legacy.Name, legacy, true), OutcomeDeduplicated, nil
 		}
+		if ok && e.holds() && cached.Spec.SignalFingerprint == s.Fingerprint && cached.DeletionTimestamp == nil {
+			// The finished one decides, in its own write, whether the
+			// signal is held and counted there or opens the next one.
+			return e.counterOn(s, cached.Name, cached, false), OutcomeDeduplicated, nil
+		}
 		if ok {
 			finished = cached
 		}
@@ -217,7 +275,8 @@ func (e *Engine) activeByGet(ctx context.Context, s Signal) (*remediationv1alpha
 		return nil, ErrNoActiveRemediation
 	case err != nil:
 		return nil, fmt.Errorf("reading RemediationRequest %s/%s: %w", s.Namespace, name, upstream(err))
-	case rr.Status.OverallPhase.IsTerminal() || rr.Spec.SignalFingerprint != s.Fingerprint:
+	case rr.Spec.SignalFingerprint != s.Fingerprint || rr.DeletionTimestamp != nil,
+		rr.Status.OverallPhase.IsTerminal() && !e.holds():
 		return nil, ErrNoActiveRemediation
 	}
 	return rr, nil
@@ -482,6 +541,19 @@ func (e *Engine) dryRun(ctx context.Context, s Signal) (*Result, error) {
 	}
 
 	ops := []*op{newOp(s)}
+	if active == nil && !s.Resolved && ok && e.holds() && cached.Status.OverallPhase.IsTerminal() && cached.Spec.SignalFingerprint == s.Fingerprint {
+		rr := cached.DeepCopy()
+		if hold, _, _, _ := e.onFinished(rr, ops); hold != "" || ops[0].alreadyCounted {
+			outcome := OutcomeAlreadyCounted
+			switch hold {
+			case remediationv1alpha1.HoldHeld:
+				outcome = OutcomeHeld
+			case remediationv1alpha1.HoldBlocked:
+				outcome = OutcomeBlocked
+			}
+			return &Result{RemediationRequest: rr, Outcome: outcome}, nil
+		}
+	}
 	if active != nil {
 		rr := active.DeepCopy()
 		apply(rr, ops)
@@ -533,22 +605,13 @@ func newRemediationRequest(s Signal, previous *remediationv1alpha1.RemediationRe
 	}
 	rr.Spec.RemediationNumber = 1
 	if previous != nil {
-		p := &remediationv1alpha1.PreviousRemediation{
-			Name:              previous.Name,
-			UID:               previous.UID,
-			RemediationNumber: previous.Spec.RemediationNumber,
-			Phase:             previous.Status.OverallPhase,
+		r := record(previous)
+		rr.Spec.History = append([]remediationv1alpha1.RemediationRecord{r}, history(previous)...)
+		if len(rr.Spec.History) > remediationv1alpha1.MaxHistory {
+			rr.Spec.History = rr.Spec.History[:remediationv1alpha1.MaxHistory]
 		}
-		if d := previous.Status.Deduplication; d != nil {
-			p.OccurrenceCount = d.OccurrenceCount
-			p.FirstSeenAt, p.LastSeenAt = d.FirstSeenAt.DeepCopy(), d.LastSeenAt.DeepCopy()
-		}
-		if p.RemediationNumber == 0 {
-			p.RemediationNumber = legacyNumber(previous.Name)
-		}
-		rr.Spec.Previous = p
-		if p.RemediationNumber > 0 {
-			rr.Spec.RemediationNumber = p.RemediationNumber + 1
+		if r.RemediationNumber > 0 {
+			rr.Spec.RemediationNumber = r.RemediationNumber + 1
 		}
 	}
 	return rr

@@ -316,12 +316,12 @@ func TestFinishedIsReplacedAtTheSameName(t *testing.T) {
 	if want := []types.UID{"uid-1"}; !slices.Equal(*deletes, want) {
 		t.Errorf("deletes with UID preconditions %v, want %v", *deletes, want)
 	}
-	wantPrevious := &remediationv1alpha1.PreviousRemediation{
-		Name: testName, UID: "uid-1", RemediationNumber: 1, Phase: remediationv1alpha1.PhaseCompleted, OccurrenceCount: 7,
-		FirstSeenAt: &s.Spec.ReceivedTime, LastSeenAt: &s.Spec.ReceivedTime,
-	}
-	if rr.Spec.RemediationNumber != 2 || !equality.Semantic.DeepEqual(rr.Spec.Previous, wantPrevious) {
-		t.Errorf("remediationNumber %d previous %+v, want 2 and %+v", rr.Spec.RemediationNumber, rr.Spec.Previous, wantPrevious)
+	wantHistory := []remediationv1alpha1.RemediationRecord{{
+		UID: "uid-1", RemediationNumber: 1, Phase: remediationv1alpha1.PhaseCompleted, OccurrenceCount: 7,
+		OpenedAt: &s.Spec.ReceivedTime,
+	}}
+	if rr.Spec.RemediationNumber != 2 || rr.Spec.Previous != nil || !equality.Semantic.DeepEqual(rr.Spec.History, wantHistory) {
+		t.Errorf("remediationNumber %d history %+v previous %+v, want 2 and %+v", rr.Spec.RemediationNumber, rr.Spec.History, rr.Spec.Previous, wantHistory)
 	}
 }
 
@@ -410,8 +410,8 @@ func TestEarlierVersionsActiveIsCountedOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	rr := res.RemediationRequest
-	if rr.Name != testName || res.Outcome != OutcomeCreated || rr.Spec.RemediationNumber != 5 || rr.Spec.Previous == nil || rr.Spec.Previous.Name != legacy.Name {
-		t.Errorf("got %s (%s) number %d previous %+v, want %s (Created) number 5 after %s", rr.Name, res.Outcome, rr.Spec.RemediationNumber, rr.Spec.Previous, testName, legacy.Name)
+	if rr.Name != testName || res.Outcome != OutcomeCreated || rr.Spec.RemediationNumber != 5 || len(rr.Spec.History) != 1 || rr.Spec.History[0].UID != legacy.UID {
+		t.Errorf("got %s (%s) number %d history %+v, want %s (Created) number 5 after %s", rr.Name, res.Outcome, rr.Spec.RemediationNumber, rr.Spec.History, testName, legacy.Name)
 	}
 	if _, err := client.RemediationV1alpha1().RemediationRequests("default").Get(context.Background(), legacy.Name, metav1.GetOptions{}); err != nil {
 		t.Errorf("the earlier version's RemediationRequest: %v, want it left alone", err)

@@ -47,6 +47,12 @@ var (
 		Help:           "Deletes of finished RemediationRequests, each to open the next one at its name, by result: deleted, not_found (gone already), replaced (a newer one held the name: the UID precondition failed), error.",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"result"})
+	blockedTotal = metrics.NewCounter(&metrics.CounterOpts{
+		Namespace:      metricsNamespace,
+		Name:           "remediationrequests_blocked_total",
+		Help:           "Problems that became Blocked (hold=Blocked): their remediations failed too often in a row, and no new RemediationRequest opens until a person unblocks them.",
+		StabilityLevel: metrics.ALPHA,
+	})
 	keysEvicted = metrics.NewCounter(&metrics.CounterOpts{
 		Namespace:      metricsNamespace,
 		Name:           "idempotency_keys_evicted_total",
@@ -58,7 +64,7 @@ var (
 // RegisterMetrics registers the engine's metrics with register, such as
 // legacyregistry.Register for the /metrics the process serves.
 func RegisterMetrics(register func(metrics.Registerable) error) error {
-	for _, m := range []metrics.Registerable{statusWrites, signalsPerWrite, creates, reads, deletes, keysEvicted} {
+	for _, m := range []metrics.Registerable{statusWrites, signalsPerWrite, creates, reads, deletes, keysEvicted, blockedTotal} {
 		if err := register(m); err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"math/rand"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -30,8 +31,13 @@ type simEngine struct {
 	engine *dedup.Engine
 }
 
-func newSimEngine(client remediationclient.RemediationRequestsGetter, cache *simCache) *simEngine {
-	return &simEngine{engine: dedup.NewEngine(client, cache)}
+func newSimEngine(client remediationclient.RemediationRequestsGetter, cache *simCache, holds *simHolds, replica int) *simEngine {
+	var opts []dedup.Option
+	if holds != nil {
+		skew := holds.skews[replica%len(holds.skews)]
+		opts = append(opts, dedup.WithPolicy(holds.engine), dedup.WithClock(func() time.Time { return time.Now().Add(skew) }))
+	}
+	return &simEngine{engine: dedup.NewEngine(client, cache, opts...)}
 }
 
 // submit hands s to the engine as pkg/registry/signal does.
@@ -68,6 +74,10 @@ func (e *simEngine) submit(ctx context.Context, s simSignal) (simResult, error) 
 		out.outcome = simResolved
 	case dedup.OutcomeAlreadyCounted:
 		out.outcome = simAlreadyCounted
+	case dedup.OutcomeHeld:
+		out.outcome = simHeld
+	case dedup.OutcomeBlocked:
+		out.outcome = simBlocked
 	default:
 		out.outcome = simOutcome("unknown outcome " + string(res.Outcome))
 	}

@@ -48,10 +48,13 @@ type simAPI struct {
 	// lostUpdates breaks the model on purpose: status updates ignore
 	// resourceVersion (TestSimulationCatchesLostUpdates).
 	lostUpdates bool
-	rv          int64
-	uids        int
-	objs        map[string]*rr // by namespace/name
-	events      []simEvent
+	// uidBlindDeletes breaks the model on purpose: deletes ignore their UID
+	// precondition (TestSimulationCatchesDeletedActive).
+	uidBlindDeletes bool
+	rv              int64
+	uids            int
+	objs            map[string]*rr // by namespace/name
+	events          []simEvent
 	// lives holds every incarnation (UID) ever created, deleted ones with
 	// their final count.
 	lives map[types.UID]*simLife
@@ -303,32 +306,38 @@ func validateStatusUpdate(old, next *remediationv1alpha1.RemediationRequestStatu
 // delete removes an object if its preconditions hold. The watch event
 // carries the object as it was, at the resourceVersion of the deletion.
 func (a *simAPI) delete(namespace, name string, opts metav1.DeleteOptions) error {
+	_, err := a.deleteObj(namespace, name, opts)
+	return err
+}
+
+// deleteObj is delete, and returns the object it deleted.
+func (a *simAPI) deleteObj(namespace, name string, opts metav1.DeleteOptions) (*rr, error) {
 	cur, ok := a.objs[objKey(namespace, name)]
 	if !ok {
-		return apierrors.NewNotFound(rrResource, name)
+		return nil, apierrors.NewNotFound(rrResource, name)
 	}
 	if p := opts.Preconditions; p != nil {
 		var uid types.UID
 		var resourceVersion string
-		if p.UID != nil {
+		if p.UID != nil && !a.uidBlindDeletes {
 			uid = *p.UID
 		}
 		if p.ResourceVersion != nil {
 			resourceVersion = *p.ResourceVersion
 		}
 		if err := preconditions(cur, uid, resourceVersion); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if len(opts.DryRun) > 0 {
-		return nil
+		return nil, nil
 	}
 	delete(a.objs, objKey(namespace, name))
 	gone := cur.DeepCopy()
 	gone.ResourceVersion = a.nextRV()
 	a.lives[cur.UID].deleted = true
 	a.emit(watch.Deleted, gone)
-	return nil
+	return gone, nil
 }
 
 // activeByFingerprint returns, per namespace/fingerprint with more than one

@@ -53,6 +53,8 @@ const (
 	simDeduplicated   simOutcome = "Deduplicated"
 	simResolved       simOutcome = "Resolved"
 	simAlreadyCounted simOutcome = "AlreadyCounted"
+	simHeld           simOutcome = "Held"
+	simBlocked        simOutcome = "Blocked"
 )
 
 // simResult is the answer to a signal.
@@ -169,7 +171,10 @@ type simStep struct {
 	namespace string
 	phase     remediationv1alpha1.Phase
 	deleteNow bool
-	why       string
+	// lacking: the controller writes with a Go type of a release without
+	// status.signalSummary and status.recurrence, and drops them.
+	lacking bool
+	why     string
 	// stepAdvance
 	d time.Duration
 	// stepRestart: the seed of which calls in flight were applied.
@@ -208,13 +213,16 @@ type simSubmit struct {
 
 // simFailure is a broken promise.
 type simFailure struct {
-	kind string // "promise 1", "promise 2", "liveness", "model"
+	kind string // "promise 1", "promise 2", "delete", "hold", "liveness", "model"
 	step int
 	msg  string
 }
 
 // simRun is one seed's run.
 type simRun struct {
+	// holds, if set, runs the engines with a recurrence policy and skewed
+	// clocks (simulation_recurrence_test.go).
+	holds  *simHolds
 	seed   uint64
 	cfg    simConfig
 	rng    *rand.Rand
@@ -451,7 +459,7 @@ func (r *simRun) newNode(replica, gen int) *simNode {
 	n := &simNode{run: r, replica: replica, gen: gen, alive: true}
 	n.cache = newSimCache(r.api.list(""))
 	n.cursor = len(r.api.events)
-	n.engine = newSimEngine(simGetter{node: n}, n.cache)
+	n.engine = newSimEngine(simGetter{node: n}, n.cache, r.holds, replica)
 	return n
 }
 
@@ -684,6 +692,8 @@ func (r *simRun) choose() simStep {
 			st.phase = remediationv1alpha1.PhaseProcessing
 		}
 		st.deleteNow = st.phase.IsTerminal() && rng.IntN(4) == 0 && !r.cfg.keep
+		// Not drawn from rng, whose sequence the recorded seeds keep.
+		st.lacking = simHash(r.seed, r.step)%4 == 0
 	case stepRetention:
 		o, why := r.retentionTarget(all)
 		st.namespace, st.name, st.why = o.Namespace, o.Name, why
@@ -724,6 +734,15 @@ func (r *simRun) retentionTarget(all []*rr) (*rr, string) {
 		return active[r.rng.IntN(len(active))], "active"
 	}
 	return all[r.rng.IntN(len(all))], "any"
+}
+
+// simHash is a choice derived from the seed and the step, for choices added
+// after seeds were recorded: drawing them from the seed's source would change
+// every later step.
+func simHash(seed uint64, step int) uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%d", seed, step)
+	return h.Sum64()
 }
 
 func uidSeq(uid types.UID) int {
@@ -976,9 +995,25 @@ func (r *simRun) apply(c *simCall) simReply {
 		o, err := r.api.updateStatus(c.obj)
 		return simReply{obj: o, err: err}
 	case "delete":
-		return simReply{err: r.api.delete(c.namespace, c.name, c.deleteOpt)}
+		r.checkHold(c)
+		gone, err := r.api.deleteObj(c.namespace, c.name, c.deleteOpt)
+		r.checkDelete(c, gone)
+		return simReply{err: err}
 	}
 	return simReply{err: fmt.Errorf("unknown verb %s", c.verb)}
+}
+
+// checkDelete is called as the API server applies an engine's delete, with
+// what it deleted (nil if nothing): the engine deletes only the finished
+// RemediationRequest it replaces, named by its UID. Deleting an active one
+// cuts a remediation short, and the counts of its signals go with it.
+func (r *simRun) checkDelete(c *simCall, gone *rr) {
+	if p := c.deleteOpt.Preconditions; p == nil || p.UID == nil {
+		r.fail("delete", fmt.Sprintf("the engine sent a delete of %s without a UID precondition", r.short(c.namespace, c.name)))
+	}
+	if gone != nil && !gone.Status.OverallPhase.IsTerminal() {
+		r.fail("delete", fmt.Sprintf("the engine deleted the active %s (%s)", r.short(c.namespace, c.name), describeRR(gone)))
+	}
 }
 
 func (r *simRun) deliver(st simStep) {
@@ -1015,12 +1050,17 @@ func (r *simRun) control(st simStep) {
 	from := cur.Status.OverallPhase
 	next := cur.DeepCopy()
 	next.Status.OverallPhase = st.phase
+	who := "controller"
+	if st.lacking {
+		who = "controller (a release without signalSummary and recurrence)"
+		next.Status.SignalSummary, next.Status.Recurrence = nil, nil
+	}
 	stored, err := r.api.updateStatus(next)
 	if err != nil {
-		r.stepf("controller: %s → %s refused: %v", r.short(st.namespace, st.name), st.phase, err)
+		r.stepf("%s: %s → %s refused: %v", who, r.short(st.namespace, st.name), st.phase, err)
 		return
 	}
-	r.stepf("controller: %s %s → %s, now %s", r.short(st.namespace, st.name), orDash(from), st.phase, describeRR(stored))
+	r.stepf("%s: %s %s → %s, now %s", who, r.short(st.namespace, st.name), orDash(from), st.phase, describeRR(stored))
 	if st.deleteNow {
 		r.noteDeletion(stored)
 		uid := stored.UID
@@ -1247,7 +1287,7 @@ func (r *simRun) checkCounts() {
 		}
 		k := uidKey{uid, s.sig.key}
 		switch s.res.outcome {
-		case simCreated, simDeduplicated:
+		case simCreated, simDeduplicated, simHeld, simBlocked:
 			counted[uid]++
 			if s.sig.key != "" {
 				keyCounted[k]++
@@ -1532,6 +1572,31 @@ func TestSimulationCatchesLostUpdates(t *testing.T) {
 		return
 	}
 	t.Error("50 seeds over an API server that loses updates, and no broken count was found")
+}
+
+// TestSimulationCatchesDeletedActive shows that the delete check can fail:
+// over an API server that ignores the UID precondition of deletes, an
+// engine that replaces a finished RemediationRequest another replica has
+// replaced already deletes the active one there, and the simulation must
+// report it within a few seeds.
+func TestSimulationCatchesDeletedActive(t *testing.T) {
+	simulationProcs(t)
+	broken := func(r *simRun) {
+		r.api.uidBlindDeletes = true
+		r.cfg.replicas = 3
+	}
+	for seed := uint64(1); seed <= 50; seed++ {
+		r := runSimulation(t, seed, *simSteps, nil, broken)
+		if r.failure == nil {
+			continue
+		}
+		if r.failure.kind != "delete" {
+			t.Errorf("%s; want an active RemediationRequest deleted", r.report())
+		}
+		t.Logf("found: %s", r.report())
+		return
+	}
+	t.Error("50 seeds over an API server that ignores the UID of deletes, and no deleted active RemediationRequest was found")
 }
 
 // TestSimulationModel pins the modelled API server's answers.

@@ -27,7 +27,7 @@ var (
 	submissions = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace:      "signal_event_source",
 		Name:           "submissions_total",
-		Help:           "Signal submissions by result: the server's outcome (created, deduplicated, alreadycounted), retried (an error worth retrying) or dropped (a 4xx that cannot succeed).",
+		Help:           "Signal submissions by result: the server's outcome (created, deduplicated, alreadycounted, held, blocked, resolved), retried (an error worth retrying) or dropped (a 4xx that cannot succeed).",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"result"})
 	delayed = metrics.NewCounter(&metrics.CounterOpts{

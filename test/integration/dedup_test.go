@@ -63,7 +63,7 @@ var _ = Describe("Deduplication", func() {
 		first, err := admin.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(first.Spec.RemediationNumber).To(Equal(int64(1)))
-		Expect(first.Spec.Previous).To(BeNil())
+		Expect(first.Spec.History).To(BeEmpty())
 
 		rrs := admin.RemediationV1alpha1().RemediationRequests("default")
 		old, err := rrs.Get(ctx, first.Name, metav1.GetOptions{})
@@ -82,11 +82,11 @@ var _ = Describe("Deduplication", func() {
 		Expect(next.Status.OverallPhase.IsTerminal()).To(BeFalse())
 		Expect(countOf(&next)).To(Equal(int64(5)))
 		Expect(next.Spec.RemediationNumber).To(Equal(int64(2)))
-		Expect(next.Spec.Previous).NotTo(BeNil())
-		Expect(*next.Spec.Previous).To(Equal(remediationv1alpha1.PreviousRemediation{
-			Name: first.Name, UID: first.UID, RemediationNumber: 1, Phase: remediationv1alpha1.PhaseCompleted, OccurrenceCount: 1,
-			FirstSeenAt: &first.Status.Deduplication.FirstSeenAt, LastSeenAt: &first.Status.Deduplication.LastSeenAt,
-		}))
+		Expect(next.Spec.Previous).To(BeNil())
+		Expect(next.Spec.History).To(Equal([]remediationv1alpha1.RemediationRecord{{
+			UID: first.UID, RemediationNumber: 1, Phase: remediationv1alpha1.PhaseCompleted, OccurrenceCount: 1,
+			OpenedAt: &first.Status.Deduplication.FirstSeenAt,
+		}}))
 	})
 
 	It("creates a deleted active RemediationRequest again at the same name", func(ctx SpecContext) {
@@ -123,7 +123,7 @@ var _ = Describe("Deduplication", func() {
 		Expect(all[0].UID).NotTo(Equal(first.UID))
 		Expect(countOf(&all[0])).To(Equal(int64(5)))
 		Expect(all[0].Spec.RemediationNumber).To(Equal(int64(1)))
-		Expect(all[0].Spec.Previous).To(BeNil())
+		Expect(all[0].Spec.History).To(BeEmpty())
 	})
 
 	It("refuses to move a terminal RemediationRequest back to an active phase", func(ctx SpecContext) {
@@ -141,7 +141,7 @@ var _ = Describe("Deduplication", func() {
 	})
 
 	It("keeps one RemediationRequest and an exact count with two server replicas", func(ctx SpecContext) {
-		second, err := cp.StartServer(ctx, "signal-apiserver-1")
+		second, err := cp.StartServer(ctx, "signal-apiserver-1", holdsOff...)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(second.Stop)
 		// The second replica is called directly, as kube-apiserver's
@@ -157,7 +157,7 @@ var _ = Describe("Deduplication", func() {
 	})
 
 	It("counts a delivery once however often its idempotency key is sent, across two replicas", func(ctx SpecContext) {
-		second, err := cp.StartServer(ctx, "signal-apiserver-idem")
+		second, err := cp.StartServer(ctx, "signal-apiserver-idem", holdsOff...)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(second.Stop)
 		direct := versioned.NewForConfigOrDie(cp.FrontProxyClientConfig(second, "system:admin", []string{"system:masters"}))

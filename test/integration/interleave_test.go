@@ -174,7 +174,7 @@ type proxiedReplica struct {
 func startProxiedReplica(ctx context.Context, name string) *proxiedReplica {
 	p, err := cp.StartProxy(name + "-proxy")
 	Expect(err).NotTo(HaveOccurred())
-	s, err := cp.StartServer(ctx, name, controlplane.ThroughProxy(p))
+	s, err := cp.StartServer(ctx, name, append([]string{controlplane.ThroughProxy(p)}, holdsOff...)...)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() {
 		// Whatever a failed spec left held goes through first, so the

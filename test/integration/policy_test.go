@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -47,8 +48,9 @@ func expectForbidden(err error, message string) {
 }
 
 const (
-	phaseMessage = "signal-apiserver may not change status.overallPhase"
-	dedupMessage = "only signal-apiserver may change status.deduplication"
+	phaseMessage      = "signal-apiserver may not change status.overallPhase"
+	dedupMessage      = "only signal-apiserver may change status.deduplication"
+	recurrenceMessage = "only signal-apiserver may change status.recurrence"
 )
 
 // The policies of artifacts/deploy/policy.yaml, for real ServiceAccount
@@ -145,6 +147,44 @@ var _ = Describe("Who may write which parts of a RemediationRequest (artifacts/d
 		again, err := admin.SignalsV1().Signals().Create(ctx, newSignalLike(s, "key-2"), metaCreate)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(countOf(again)).To(Equal(int64(2)))
+	})
+
+	It("refuses anyone else a change to the hold of a finished RemediationRequest, and lets them add conditions", func(ctx SpecContext) {
+		rr, err := admin.SignalsV1().Signals().Create(ctx, newSignal("default"), metaCreate)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(statusUpdateAs(ctx, controller, rr, func(rr *remediationv1alpha1.RemediationRequest) {
+			rr.Status.OverallPhase = remediationv1alpha1.PhaseFailed
+		})).To(Succeed())
+		// What the server writes when it finds the remediation finished
+		// (this suite's server runs without holds, so the test writes it
+		// with the server's own token).
+		finishedAt := metav1.NewTime(time.Now().Truncate(time.Second))
+		next := metav1.NewTime(finishedAt.Add(time.Minute))
+		Expect(statusUpdateAs(ctx, server, rr, func(rr *remediationv1alpha1.RemediationRequest) {
+			rr.Status.Recurrence = &remediationv1alpha1.RecurrenceStatus{
+				FinishedAt: &finishedAt, Hold: remediationv1alpha1.HoldHeld, NextRemediationAt: &next, ConsecutiveFailures: 1,
+			}
+		})).To(Succeed())
+		for what, mutate := range map[string]func(*remediationv1alpha1.RemediationRequest){
+			// What a controller's own Go type without the field writes back.
+			"recurrence dropped": func(rr *remediationv1alpha1.RemediationRequest) { rr.Status.Recurrence = nil },
+			"hold released":      func(rr *remediationv1alpha1.RemediationRequest) { rr.Status.Recurrence.Hold = "" },
+			"finish moved": func(rr *remediationv1alpha1.RemediationRequest) {
+				earlier := metav1.NewTime(finishedAt.Add(-time.Hour))
+				rr.Status.Recurrence.FinishedAt = &earlier
+			},
+		} {
+			By(what)
+			expectForbidden(statusUpdateAs(ctx, controller, rr, mutate), recurrenceMessage)
+		}
+		Expect(statusUpdateAs(ctx, controller, rr, func(rr *remediationv1alpha1.RemediationRequest) {
+			meta.SetStatusCondition(&rr.Status.Conditions, metav1.Condition{Type: "RolledBack", Status: metav1.ConditionTrue, Reason: "Failed", Message: "rolled back"})
+		})).To(Succeed())
+		got, err := admin.RemediationV1alpha1().RemediationRequests("default").Get(ctx, rr.Name, metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(meta.IsStatusConditionTrue(got.Status.Conditions, "RolledBack")).To(BeTrue())
+		Expect(got.Status.Recurrence.Hold).To(Equal(remediationv1alpha1.HoldHeld))
+		Expect(got.Status.Recurrence.FinishedAt.Equal(&finishedAt)).To(BeTrue())
 	})
 
 	It("follows the server's ServiceAccount to another namespace through its ClusterRoleBinding", func(ctx SpecContext) {

@@ -61,7 +61,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		StateDir:     stateDir,
 		ServerBinary: serverBinary,
 		RepoRoot:     repoRoot,
-	}, "signal-apiserver-0")
+	}, "signal-apiserver-0", holdsOff...)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() {
 		Expect(cp.Stop()).To(Succeed())
@@ -70,6 +70,11 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	adminConf = highQPS(cp.RESTConfig())
 	admin = versioned.NewForConfigOrDie(adminConf)
 }, NodeTimeout(5*time.Minute))
+
+// holdsOff turns every hold of the recurrence policy off: the specs of
+// servers started with it are about something else, and replace a finished
+// RemediationRequest at once, as the recurrence specs check separately.
+var holdsOff = []string{"--recurrence-cooldown=0", "--recurrence-backoff=0", "--recurrence-block-after=0", "--recurrence-flap-threshold=0"}
 
 // highQPS lifts client-go's default client-side rate limit (5 QPS), which
 // would otherwise serialize the concurrent requests of a spec.

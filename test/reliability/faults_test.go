@@ -81,7 +81,7 @@ var _ = Describe("signal-apiserver under faults", Ordered, func() {
 		for i := range n {
 			if replicas[i] == nil {
 				var err error
-				replicas[i], err = cp.StartServer(ctx, fmt.Sprintf("signal-apiserver-%d", i))
+				replicas[i], err = cp.StartServer(ctx, fmt.Sprintf("signal-apiserver-%d", i), holdsOff...)
 				Expect(err).NotTo(HaveOccurred())
 			}
 		}
@@ -94,7 +94,7 @@ var _ = Describe("signal-apiserver under faults", Ordered, func() {
 
 	It("starts before the CRD exists: not ready, no crash, ready once it is installed", func(ctx SpecContext) {
 		var err error
-		replicas[0], err = cp.StartServerNoWait("signal-apiserver-0")
+		replicas[0], err = cp.StartServerNoWait("signal-apiserver-0", holdsOff...)
 		Expect(err).NotTo(HaveOccurred())
 		notReadyFor(ctx, replicas[0], 5*time.Second)
 
@@ -110,7 +110,7 @@ var _ = Describe("signal-apiserver under faults", Ordered, func() {
 		running(ctx, 1)
 		Expect(cp.KillAPIServer()).To(Succeed())
 		var err error
-		replicas[1], err = cp.StartServerNoWait("signal-apiserver-1")
+		replicas[1], err = cp.StartServerNoWait("signal-apiserver-1", holdsOff...)
 		Expect(err).NotTo(HaveOccurred())
 		notReadyFor(ctx, replicas[1], 5*time.Second)
 

@@ -55,3 +55,8 @@ var _ = ReportAfterSuite("state", func(r Report) {
 		GinkgoWriter.Printf("control-plane state and logs: %s\n", cp.StateDir())
 	}
 })
+
+// holdsOff turns every hold of the recurrence policy off: the storms finish
+// RemediationRequests and need the next signal to open the next one at once,
+// to exercise replacement under retention and faults.
+var holdsOff = []string{"--recurrence-cooldown=0", "--recurrence-backoff=0", "--recurrence-block-after=0", "--recurrence-flap-threshold=0"}

@@ -147,9 +147,11 @@ func countOf(rr *remediationv1alpha1.RemediationRequest) int64 {
 
 var _ = Describe("Upgrading from the previous release", Ordered, func() {
 	var (
-		admin  *versioned.Clientset
-		server *controlplane.Server
-		byName = map[string]remediationv1alpha1.RemediationRequest{}
+		admin *versioned.Clientset
+		// asServer writes what only the server may (policy.yaml).
+		asServer *versioned.Clientset
+		server   *controlplane.Server
+		byName   = map[string]remediationv1alpha1.RemediationRequest{}
 	)
 	send := func(ctx context.Context, s *signalsv1.Signal) *remediationv1alpha1.RemediationRequest {
 		rr, err := admin.SignalsV1().Signals().Create(ctx, s, metav1.CreateOptions{})
@@ -166,7 +168,7 @@ var _ = Describe("Upgrading from the previous release", Ordered, func() {
 		Expect(err).NotTo(HaveOccurred())
 		serverConf, err := cp.AddUser(controlplane.ServerUser, controlplane.ServerGroups)
 		Expect(err).NotTo(HaveOccurred())
-		asServer := versioned.NewForConfigOrDie(serverConf)
+		asServer = versioned.NewForConfigOrDie(serverConf)
 		for _, rr := range previousRRs() {
 			restore(ctx, admin, asServer, rr)
 			byName[rr.Name] = rr
@@ -259,10 +261,14 @@ var _ = Describe("Upgrading from the previous release", Ordered, func() {
 		Expect(rr.Annotations[signalsv1.AnnotationOutcome]).To(Equal("Created"))
 		Expect(rr.Name).To(Equal(remediationv1alpha1.NameFor(rr.Spec.SignalFingerprint)))
 		Expect(rr.Spec.RemediationNumber).To(Equal(int64(3)))
-		Expect(rr.Spec.Previous).NotTo(BeNil())
-		Expect(rr.Spec.Previous.Name).To(MatchRegexp(`^rr-[0-9a-f]{16}-1$`))
-		Expect(rr.Spec.Previous.Phase).To(Equal(remediationv1alpha1.PhaseCompleted))
+		Expect(rr.Spec.History).To(HaveLen(1))
+		Expect(rr.Spec.History[0].Phase).To(Equal(remediationv1alpha1.PhaseCompleted))
 		all := problem(ctx, admin, "search")
+		for _, o := range all {
+			if o.UID == rr.Spec.History[0].UID {
+				Expect(o.Name).To(MatchRegexp(`^rr-[0-9a-f]{16}-1$`))
+			}
+		}
 		Expect(all).To(HaveLen(3))
 		Expect(active(all)).To(HaveLen(1))
 
@@ -276,10 +282,67 @@ var _ = Describe("Upgrading from the previous release", Ordered, func() {
 		Expect(rr.Annotations[signalsv1.AnnotationOutcome]).To(Equal("Created"))
 		Expect(rr.Name).To(Equal(remediationv1alpha1.NameFor(rr.Spec.SignalFingerprint)))
 		Expect(rr.Spec.RemediationNumber).To(Equal(int64(2)))
-		Expect(rr.Spec.Previous.UID).To(Equal(legacy.UID))
-		Expect(rr.Spec.Previous.OccurrenceCount).To(Equal(int64(4)))
+		Expect(rr.Spec.History).To(HaveLen(1))
+		Expect(rr.Spec.History[0].UID).To(Equal(legacy.UID))
+		Expect(rr.Spec.History[0].OccurrenceCount).To(Equal(int64(4)))
 		all = problem(ctx, admin, "checkout")
 		Expect(all).To(HaveLen(2))
 		Expect(active(all)).To(HaveLen(1))
+	})
+
+	It("holds a finished RR of the current release at the fingerprint's name, counting the failure its spec.previous records", func(ctx SpecContext) {
+		// As the current release leaves a second failed remediation: at the
+		// fingerprint's name, spec.previous, a signal summary, no
+		// status.recurrence. The controller wrote the phase, the server the
+		// count and the summary.
+		t := remediationv1alpha1.ResourceReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: namespace, Name: "ledger"}
+		fp := fingerprint.ForObject("", t)
+		now := time.Now()
+		opened, lastSeen := metav1.NewTime(now.Add(-10*time.Minute)), metav1.NewTime(now.Add(-9*time.Minute))
+		earlierOpened, earlierLast := metav1.NewTime(now.Add(-30*time.Minute)), metav1.NewTime(now.Add(-20*time.Minute))
+		rrs := admin.RemediationV1alpha1().RemediationRequests(namespace)
+		created, err := rrs.Create(ctx, &remediationv1alpha1.RemediationRequest{
+			ObjectMeta: metav1.ObjectMeta{Name: remediationv1alpha1.NameFor(fp), Namespace: namespace},
+			Spec: remediationv1alpha1.RemediationRequestSpec{
+				SignalFingerprint: fp, SignalName: "KubePodCrashLooping", SignalSource: "alertmanager",
+				TargetResource: t, FiringTime: opened, ReceivedTime: opened, RemediationNumber: 2,
+				Previous: &remediationv1alpha1.PreviousRemediation{
+					Name: remediationv1alpha1.NameFor(fp), UID: "0b8a1b52-6c55-4b6e-9d1e-1f0f3b0c0001", RemediationNumber: 1,
+					Phase: remediationv1alpha1.PhaseFailed, OccurrenceCount: 3, FirstSeenAt: &earlierOpened, LastSeenAt: &earlierLast,
+				},
+			},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		// The count while it was active, then the phase (the server under
+		// test stamps the finish as soon as it sees it).
+		created.Status.Deduplication = &remediationv1alpha1.DeduplicationStatus{FirstSeenAt: opened, LastSeenAt: lastSeen, OccurrenceCount: 2}
+		created.Status.SignalSummary = &remediationv1alpha1.SignalSummary{
+			HighestSeverity: "warning",
+			Signals: []remediationv1alpha1.SignalRecord{{
+				Source: "alertmanager", Name: "KubePodCrashLooping", Count: 2, HighestSeverity: "warning",
+				State: remediationv1alpha1.SignalFiring, FirstSeenAt: opened, LastSeenAt: &lastSeen,
+			}},
+		}
+		created, err = asServer.RemediationV1alpha1().RemediationRequests(namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		created.Status.OverallPhase = remediationv1alpha1.PhaseFailed
+		_, err = rrs.UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+
+		rr := send(ctx, deployment("ledger"))
+		Expect(rr.Annotations[signalsv1.AnnotationOutcome]).To(Equal("Held"))
+		Expect(rr.UID).To(Equal(created.UID))
+		Expect(countOf(rr)).To(Equal(int64(3)))
+		rc := rr.Status.Recurrence
+		Expect(rc).NotTo(BeNil())
+		Expect(rc.Hold).To(Equal(remediationv1alpha1.HoldHeld))
+		Expect(rc.ConsecutiveFailures).To(Equal(int64(2)))
+		Expect(rc.HeldCount).To(Equal(int64(1)))
+		// The held signal is in the summary too: it sums to the count.
+		Expect(rr.Status.SignalSummary.Signals).To(HaveLen(1))
+		Expect(rr.Status.SignalSummary.Signals[0].Count).To(Equal(int64(3)))
+		// The second failure in a row: twice the default backoff of 1m.
+		Expect(rc.NextRemediationAt.Sub(rc.FinishedAt.Time)).To(Equal(2 * time.Minute))
+		Expect(active(problem(ctx, admin, "ledger"))).To(BeEmpty())
 	})
 })

@@ -84,6 +84,8 @@ const IdempotencyKeyDigestSize = 8
 // +kubebuilder:printcolumn:name="Severity",type=string,JSONPath=`.status.signalSummary.highestSeverity`,description="The highest severity of the signals counted on it"
 // +kubebuilder:printcolumn:name="Occurrences",type=integer,JSONPath=`.status.deduplication.occurrenceCount`
 // +kubebuilder:printcolumn:name="Last Seen",type=date,JSONPath=`.status.deduplication.lastSeenAt`
+// +kubebuilder:printcolumn:name="Hold",type=string,JSONPath=`.status.recurrence.hold`,description="Held or Blocked: a finished RemediationRequest whose problem keeps firing, and why the next one is not opened yet"
+// +kubebuilder:printcolumn:name="Next",type=string,JSONPath=`.status.recurrence.nextRemediationAt`,description="When a held problem's next RemediationRequest may open",priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="oldSelf.hasValue() || self.metadata.name == 'rr-' + self.spec.signalFingerprint.substring(0, 60)",optionalOldSelf=true,message="a new RemediationRequest must be named rr-<first 60 hex digits of spec.signalFingerprint>"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.overallPhase) || !(oldSelf.status.overallPhase in ['Completed', 'Failed', 'TimedOut', 'Skipped', 'Cancelled']) || (has(self.status) && has(self.status.overallPhase) && self.status.overallPhase == oldSelf.status.overallPhase)",message="a terminal overallPhase is final"
@@ -161,23 +163,75 @@ type RemediationRequestSpec struct {
 
 	// remediationNumber is how many RemediationRequests signal-apiserver has
 	// opened for this fingerprint in a row, this one included: 1 for the
-	// first, previous.remediationNumber+1 for one that followed a finished
-	// one. It starts again at 1 when the previous one had been deleted before
+	// first, one more than the finished one it followed (history[0]); it
+	// starts again at 1 when the previous one had been deleted before
 	// the problem came back. Absent on RemediationRequests of earlier
 	// versions.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	RemediationNumber int64 `json:"remediationNumber,omitempty"`
 
-	// previous summarizes the finished RemediationRequest of this fingerprint
-	// that this one followed; signal-apiserver deleted it to open this one
-	// when it was at the same name.
+	// history is what the problem's earlier RemediationRequests at this
+	// name did, newest first, at most 10: carried from each finished
+	// RemediationRequest to the one that follows it, so consecutive
+	// failures, flapping and what was tried already survive the
+	// replacement. It starts empty when the previous one had been deleted
+	// before the problem came back.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10
+	History []RemediationRecord `json:"history,omitempty"`
+
+	// previous summarizes the finished RemediationRequest this one followed,
+	// as earlier versions recorded it; signal-apiserver now writes history
+	// instead, and reads previous only on RemediationRequests of earlier
+	// versions.
 	// +optional
 	Previous *PreviousRemediation `json:"previous,omitempty"`
 }
 
-// PreviousRemediation is what remains of a finished RemediationRequest in
-// the one that followed it.
+// MaxHistory bounds spec.history.
+const MaxHistory = 10
+
+// RemediationRecord is what remains of a finished RemediationRequest in the
+// ones that followed it.
+type RemediationRecord struct {
+	// uid of the RemediationRequest.
+	// +required
+	UID types.UID `json:"uid"`
+
+	// remediationNumber of the RemediationRequest, if it had one.
+	// +optional
+	RemediationNumber int64 `json:"remediationNumber,omitempty"`
+
+	// phase the RemediationRequest finished in.
+	// +required
+	Phase Phase `json:"phase"`
+
+	// openedAt is when its first signal was received.
+	// +optional
+	OpenedAt *metav1.Time `json:"openedAt,omitempty"`
+
+	// finishedAt is when signal-apiserver first saw it finished
+	// (status.recurrence.finishedAt).
+	// +optional
+	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
+
+	// occurrenceCount of the RemediationRequest when it was replaced.
+	// +optional
+	OccurrenceCount int64 `json:"occurrenceCount,omitempty"`
+
+	// resolved: a Resolved signal came after it finished.
+	// +optional
+	Resolved bool `json:"resolved,omitempty"`
+
+	// unblocked: a person released its hold (the unblock annotation).
+	// +optional
+	Unblocked bool `json:"unblocked,omitempty"`
+}
+
+// PreviousRemediation is what remained of a finished RemediationRequest in
+// the one that followed it, in earlier versions.
 type PreviousRemediation struct {
 	// name of the previous RemediationRequest.
 	// +required
@@ -243,6 +297,12 @@ type RemediationRequestStatus struct {
 	// +optional
 	Deduplication *DeduplicationStatus `json:"deduplication,omitempty"`
 
+	// recurrence is signal-apiserver's record of a finished
+	// RemediationRequest whose problem may come back: when it finished, and
+	// whether the next one is held back.
+	// +optional
+	Recurrence *RecurrenceStatus `json:"recurrence,omitempty"`
+
 	// signalSummary is what the signals counted on this RemediationRequest
 	// were: one entry per distinct signal, the highest severity, and which
 	// still fire. Written by signal-apiserver in the same write as
@@ -251,7 +311,8 @@ type RemediationRequestStatus struct {
 	SignalSummary *SignalSummary `json:"signalSummary,omitempty"`
 
 	// conditions are the observations of the remediation controller and of
-	// signal-apiserver (Escalated, SignalsResolved, IdempotencyKeysEvicted).
+	// signal-apiserver (Held, Escalated, SignalsResolved,
+	// IdempotencyKeysEvicted).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -304,6 +365,73 @@ type DeduplicationStatus struct {
 	// +kubebuilder:validation:MaxItems=256
 	// +kubebuilder:validation:items:Pattern=`^[0-9a-f]{32}$`
 	RecentIdempotencyKeys []string `json:"recentIdempotencyKeys,omitempty"`
+}
+
+// Hold says why a finished RemediationRequest's problem gets no next one yet.
+// +kubebuilder:validation:Enum=Held;Blocked
+type Hold string
+
+// Holds of a finished RemediationRequest.
+const (
+	// HoldHeld: the next RemediationRequest opens at nextRemediationAt.
+	HoldHeld Hold = "Held"
+	// HoldBlocked: the problem's remediations failed too often in a row;
+	// the next RemediationRequest opens only once a person unblocks it.
+	HoldBlocked Hold = "Blocked"
+)
+
+// AnnotationUnblock is the annotation a person sets, to any value, on a
+// finished RemediationRequest to end its hold, Held or Blocked: the
+// problem's next firing signal opens the next RemediationRequest at once,
+// with a fresh count of consecutive failures.
+//
+//	kubectl annotate rr NAME signals.remediation.io/unblock=now
+const AnnotationUnblock = "signals.remediation.io/unblock"
+
+// ConditionHeld is the type of the condition signal-apiserver sets on a
+// finished RemediationRequest: True while the problem's next
+// RemediationRequest is held back (reason Cooldown, Backoff, Flapping or
+// Blocked), False once it may open (reason Resolved, Unblocked or
+// HoldOver).
+const ConditionHeld = "Held"
+
+// RecurrenceStatus is signal-apiserver's record of a finished
+// RemediationRequest.
+type RecurrenceStatus struct {
+	// finishedAt is when signal-apiserver first saw the RemediationRequest
+	// in a terminal phase; the first replica to record it wins, and holds
+	// are measured from it.
+	// +optional
+	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
+
+	// hold is Held or Blocked while the problem's next RemediationRequest
+	// is held back, as of the last write; empty once it may open.
+	// +optional
+	Hold Hold `json:"hold,omitempty"`
+
+	// nextRemediationAt is when a Held problem's next RemediationRequest
+	// may open. Absent while Blocked.
+	// +optional
+	NextRemediationAt *metav1.Time `json:"nextRemediationAt,omitempty"`
+
+	// consecutiveFailures is how many remediations of the problem in a row,
+	// this one included, ended Failed or TimedOut.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	ConsecutiveFailures int64 `json:"consecutiveFailures,omitempty"`
+
+	// resolvedAt is when the first Resolved signal after the
+	// RemediationRequest finished was received: the problem went away,
+	// which ends a hold unless the problem is flapping or blocked.
+	// +optional
+	ResolvedAt *metav1.Time `json:"resolvedAt,omitempty"`
+
+	// heldCount is how many of the firing signals counted in
+	// occurrenceCount arrived after the RemediationRequest finished, held
+	// back or blocked.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	HeldCount int64 `json:"heldCount,omitempty"`
 }
 
 // SignalState says whether a signal still fires.

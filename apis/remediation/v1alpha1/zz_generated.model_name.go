@@ -37,6 +37,16 @@ func (in PreviousRemediation) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in RecurrenceStatus) OpenAPIModelName() string {
+	return "io.remediation.v1alpha1.RecurrenceStatus"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in RemediationRecord) OpenAPIModelName() string {
+	return "io.remediation.v1alpha1.RemediationRecord"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in RemediationRequest) OpenAPIModelName() string {
 	return "io.remediation.v1alpha1.RemediationRequest"
 }

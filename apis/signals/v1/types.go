@@ -202,8 +202,11 @@ type AlertResult struct {
 	// fingerprint of the alert, as Alertmanager sent it.
 	// +required
 	Fingerprint string `json:"fingerprint"`
-	// outcome: Created, Deduplicated, AlreadyCounted, Resolved (the
-	// RemediationRequest's lastResolvedAt was set), NoActive (a resolved
+	// outcome: Created, Deduplicated, AlreadyCounted, Held or Blocked
+	// (counted on the finished RemediationRequest, whose
+	// status.recurrence says until when the next one is held back, and
+	// why), Resolved (the RemediationRequest's lastResolvedAt was set),
+	// NoActive (a resolved
 	// alert with no active RemediationRequest: nothing to do), or Rejected
 	// (the alert cannot be recorded as it is, e.g. its namespace does not
 	// exist: a resend would not change that, so the other alerts are

@@ -14,8 +14,16 @@ const (
 	// counted before on the active one; it was not counted again.
 	OutcomeAlreadyCounted = "AlreadyCounted"
 	// OutcomeResolved: a Resolved signal set lastResolvedAt on the active
-	// one.
+	// one, or recorded on the finished one that the problem went away.
 	OutcomeResolved = "Resolved"
+	// OutcomeHeld: the problem's RemediationRequest is finished and its
+	// next one is held back until status.recurrence.nextRemediationAt (the
+	// Held condition says why); the signal was counted on the finished one.
+	OutcomeHeld = "Held"
+	// OutcomeBlocked: the problem's remediations failed too often in a
+	// row; no new one opens until a person unblocks it. The signal was
+	// counted on the finished one.
+	OutcomeBlocked = "Blocked"
 )
 
 // AnnotationOwnerResolution is set on a RemediationRequest opened by a

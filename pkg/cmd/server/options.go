@@ -16,6 +16,7 @@ import (
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/apiserver/pkg/util/compatibility"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	cliflag "k8s.io/component-base/cli/flag"
@@ -29,6 +30,7 @@ import (
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
 	generatedopenapi "github.com/signal-apiserver/signal-apiserver/generated/openapi"
 	"github.com/signal-apiserver/signal-apiserver/pkg/apiserver"
+	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
 	"github.com/signal-apiserver/signal-apiserver/pkg/owner"
 	"github.com/signal-apiserver/signal-apiserver/pkg/registry"
 	alertmanagerregistry "github.com/signal-apiserver/signal-apiserver/pkg/registry/alertmanager"
@@ -77,6 +79,10 @@ type Options struct {
 	// with /readyz failing, so that endpoints drop it before it stops.
 	ShutdownDelay time.Duration
 
+	// Recurrence is the recurrence policy: how long a finished problem's
+	// next RemediationRequest is held back (--recurrence-*).
+	Recurrence dedup.Policy
+
 	// Derived by Complete.
 	targetRules       []alertmanagerregistry.TargetRule
 	namespaceSelector labels.Selector
@@ -108,6 +114,7 @@ func NewOptions() *Options {
 		MaxRequestsInFlight:         400,
 		MaxMutatingRequestsInFlight: 200,
 		ServingCert:                 NewServingCertOptions(),
+		Recurrence:                  dedup.DefaultPolicy,
 	}
 	o.RecommendedOptions.Etcd = nil
 	o.RecommendedOptions.Features.EnablePriorityAndFairness = false
@@ -142,6 +149,20 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay-duration", o.ShutdownDelay,
 		"After SIGTERM, keep serving this long with /readyz failing before the listener closes, so that Service endpoints and kube-apiserver's aggregator stop routing here first. Keep the Pod's terminationGracePeriodSeconds above it.")
 	o.ServingCert.AddFlags(fss.FlagSet("serving certificate"))
+
+	rs := fss.FlagSet("recurrence")
+	rs.DurationVar(&o.Recurrence.Cooldown, "recurrence-cooldown", o.Recurrence.Cooldown,
+		"After a RemediationRequest ends Completed, Skipped or Cancelled, its problem's firing signals are counted on it (outcome Held) this long before they open the next one: the fix needs time to show, and alerts lag. A Resolved signal ends it sooner. 0: no cooldown.")
+	rs.DurationVar(&o.Recurrence.Backoff, "recurrence-backoff", o.Recurrence.Backoff,
+		"After a RemediationRequest ends Failed or TimedOut, the next one is held back this long, doubled for each further failure in a row up to --recurrence-backoff-max. 0: no backoff.")
+	rs.DurationVar(&o.Recurrence.BackoffMax, "recurrence-backoff-max", o.Recurrence.BackoffMax,
+		"Cap of the backoff after failures; a quiet period of twice this between a finish and the next opening starts the count of failures in a row afresh. 0: no backoff.")
+	rs.IntVar(&o.Recurrence.BlockAfter, "recurrence-block-after", o.Recurrence.BlockAfter,
+		"After this many Failed or TimedOut remediations of a problem in a row it is Blocked: no new RemediationRequest until a person runs kubectl annotate rr NAME signals.remediation.io/unblock=now (or deletes the finished one). 0: never block.")
+	rs.IntVar(&o.Recurrence.FlapThreshold, "recurrence-flap-threshold", o.Recurrence.FlapThreshold,
+		"A problem with this many remediations opened within --recurrence-flap-window is flapping: a Resolved signal no longer ends its hold. 0: a resolution always ends the hold.")
+	rs.DurationVar(&o.Recurrence.FlapWindow, "recurrence-flap-window", o.Recurrence.FlapWindow,
+		"The window of --recurrence-flap-threshold.")
 	return fss
 }
 
@@ -185,6 +206,9 @@ func (o *Options) Validate() error {
 	}
 	if o.ShutdownDelay < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-delay-duration must not be negative"))
+	}
+	if r := o.Recurrence; r.Cooldown < 0 || r.Backoff < 0 || r.BackoffMax < 0 || r.BlockAfter < 0 || r.FlapThreshold < 0 || r.FlapWindow < 0 {
+		errs = append(errs, fmt.Errorf("--recurrence-* must not be negative"))
 	}
 	errs = append(errs, o.ServingCert.Validate(o.RecommendedOptions.SecureServing.ServerCert.CertKey.CertFile)...)
 	if err := logsapi.ValidateAndApply(o.Logs, nil); err != nil {
@@ -250,6 +274,10 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the RemediationRequest client: %w", err)
 	}
+	kubeClient, err := kubernetes.NewForConfig(clientConfig)
+	if err != nil {
+		return nil, fmt.Errorf("creating the Event client: %w", err)
+	}
 	metadataClient, err := metadata.NewForConfig(clientConfig)
 	if err != nil {
 		return nil, fmt.Errorf("creating the metadata client: %w", err)
@@ -262,6 +290,8 @@ func (o *Options) Config() (*apiserver.Config, error) {
 			ClusterScopedNamespace: o.ClusterScopedNamespace,
 		},
 		AlertmanagerTargetRules: o.targetRules,
+		Recurrence:              o.Recurrence,
+		Events:                  kubeClient,
 	}
 	discoveryClient, err := discovery.NewDiscoveryClientForConfig(clientConfig)
 	if err != nil {

@@ -8,7 +8,7 @@ var (
 	alertsTotal = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace:      "signal_apiserver",
 		Name:           "alertmanager_alerts_total",
-		Help:           "Alerts of Alertmanager notifications by outcome: created, deduplicated, alreadycounted, resolved, noactive, rejected (this alert was Rejected, or the notification was refused whole with 422 or by admission), failed (the notification was answered 5xx for Alertmanager to retry) and truncated (left out by Alertmanager's max_alerts).",
+		Help:           "Alerts of Alertmanager notifications by outcome: created, deduplicated, alreadycounted, held, blocked, resolved, noactive, rejected (this alert was Rejected, or the notification was refused whole with 422 or by admission), failed (the notification was answered 5xx for Alertmanager to retry) and truncated (left out by Alertmanager's max_alerts).",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"outcome"})
 	notificationsTotal = metrics.NewCounterVec(&metrics.CounterOpts{

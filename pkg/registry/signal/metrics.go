@@ -25,7 +25,7 @@ var (
 	signalsTotal = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace:      "signal_apiserver",
 		Name:           "signals_total",
-		Help:           "Signals by source and outcome: created, deduplicated, alreadycounted (idempotency key counted before), resolved, rejected (4xx), failed (5xx). Sources beyond the first 64 seen are counted as 'other'.",
+		Help:           "Signals by source and outcome: created, deduplicated, alreadycounted (idempotency key counted before), held and blocked (counted on a finished RemediationRequest whose next one is held back), resolved, rejected (4xx), failed (5xx). Sources beyond the first 64 seen are counted as 'other'.",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"source", "outcome"})
 	intakeDuration = metrics.NewHistogramVec(&metrics.HistogramOpts{

@@ -27,8 +27,8 @@ import (
 // PreviousRemediationApplyConfiguration represents a declarative configuration of the PreviousRemediation type for use
 // with apply.
 //
-// PreviousRemediation is what remains of a finished RemediationRequest in
-// the one that followed it.
+// PreviousRemediation is what remained of a finished RemediationRequest in
+// the one that followed it, in earlier versions.
 type PreviousRemediationApplyConfiguration struct {
 	// name of the previous RemediationRequest.
 	Name *string `json:"name,omitempty"`

@@ -55,14 +55,22 @@ type RemediationRequestSpecApplyConfiguration struct {
 	ReceivedTime *v1.Time `json:"receivedTime,omitempty"`
 	// remediationNumber is how many RemediationRequests signal-apiserver has
 	// opened for this fingerprint in a row, this one included: 1 for the
-	// first, previous.remediationNumber+1 for one that followed a finished
-	// one. It starts again at 1 when the previous one had been deleted before
+	// first, one more than the finished one it followed (history[0]); it
+	// starts again at 1 when the previous one had been deleted before
 	// the problem came back. Absent on RemediationRequests of earlier
 	// versions.
 	RemediationNumber *int64 `json:"remediationNumber,omitempty"`
-	// previous summarizes the finished RemediationRequest of this fingerprint
-	// that this one followed; signal-apiserver deleted it to open this one
-	// when it was at the same name.
+	// history is what the problem's earlier RemediationRequests at this
+	// name did, newest first, at most 10: carried from each finished
+	// RemediationRequest to the one that follows it, so consecutive
+	// failures, flapping and what was tried already survive the
+	// replacement. It starts empty when the previous one had been deleted
+	// before the problem came back.
+	History []RemediationRecordApplyConfiguration `json:"history,omitempty"`
+	// previous summarizes the finished RemediationRequest this one followed,
+	// as earlier versions recorded it; signal-apiserver now writes history
+	// instead, and reads previous only on RemediationRequests of earlier
+	// versions.
 	Previous *PreviousRemediationApplyConfiguration `json:"previous,omitempty"`
 }
 
@@ -169,6 +177,19 @@ func (b *RemediationRequestSpecApplyConfiguration) WithReceivedTime(value v1.Tim
 // If called multiple times, the RemediationNumber field is set to the value of the last call.
 func (b *RemediationRequestSpecApplyConfiguration) WithRemediationNumber(value int64) *RemediationRequestSpecApplyConfiguration {
 	b.RemediationNumber = &value
+	return b
+}
+
+// WithHistory adds the given value to the History field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the History field.
+func (b *RemediationRequestSpecApplyConfiguration) WithHistory(values ...*RemediationRecordApplyConfiguration) *RemediationRequestSpecApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithHistory")
+		}
+		b.History = append(b.History, *values[i])
+	}
 	return b
 }
 

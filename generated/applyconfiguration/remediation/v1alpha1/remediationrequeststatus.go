@@ -33,13 +33,18 @@ type RemediationRequestStatusApplyConfiguration struct {
 	OverallPhase *remediationv1alpha1.Phase `json:"overallPhase,omitempty"`
 	// deduplication counts the signals of this remediation.
 	Deduplication *DeduplicationStatusApplyConfiguration `json:"deduplication,omitempty"`
+	// recurrence is signal-apiserver's record of a finished
+	// RemediationRequest whose problem may come back: when it finished, and
+	// whether the next one is held back.
+	Recurrence *RecurrenceStatusApplyConfiguration `json:"recurrence,omitempty"`
 	// signalSummary is what the signals counted on this RemediationRequest
 	// were: one entry per distinct signal, the highest severity, and which
 	// still fire. Written by signal-apiserver in the same write as
 	// deduplication.
 	SignalSummary *SignalSummaryApplyConfiguration `json:"signalSummary,omitempty"`
 	// conditions are the observations of the remediation controller and of
-	// signal-apiserver (Escalated, SignalsResolved, IdempotencyKeysEvicted).
+	// signal-apiserver (Held, Escalated, SignalsResolved,
+	// IdempotencyKeysEvicted).
 	Conditions []v1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 }
 
@@ -62,6 +67,14 @@ func (b *RemediationRequestStatusApplyConfiguration) WithOverallPhase(value reme
 // If called multiple times, the Deduplication field is set to the value of the last call.
 func (b *RemediationRequestStatusApplyConfiguration) WithDeduplication(value *DeduplicationStatusApplyConfiguration) *RemediationRequestStatusApplyConfiguration {
 	b.Deduplication = value
+	return b
+}
+
+// WithRecurrence sets the Recurrence field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Recurrence field is set to the value of the last call.
+func (b *RemediationRequestStatusApplyConfiguration) WithRecurrence(value *RecurrenceStatusApplyConfiguration) *RemediationRequestStatusApplyConfiguration {
+	b.Recurrence = value
 	return b
 }
 
