@@ -98,7 +98,7 @@ var _ = Describe("The signals API", func() {
 
 		table, err := kubectl(ctx, "get", "rr", "-n", "default", name)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(table).To(MatchRegexp(`NAME\s+#\s+PHASE\s+TARGET KIND\s+TARGET\s+SEVERITY\s+OCCURRENCES\s+LAST SEEN\s+AGE`))
+		Expect(table).To(MatchRegexp(`NAME\s+#\s+PHASE\s+TARGET KIND\s+TARGET\s+SEVERITY\s+OCCURRENCES\s+LAST SEEN\s+HOLD\s+AGE`))
 		Expect(table).To(MatchRegexp(name + `\s+1\s+Deployment\s+web\s+warning\s+3\s`))
 	})
 
