@@ -44,8 +44,8 @@ func retryOnConflict(ctx context.Context, attempt func() error) error {
 }
 
 // goneError means the RemediationRequest cannot take counts any more: it
-// finished (finished is the RemediationRequest as read), or it was deleted
-// (finished is nil).
+// finished or is being deleted (finished is the RemediationRequest as
+// read), or it was deleted (finished is nil).
 type goneError struct {
 	name     string
 	uid      types.UID
@@ -230,7 +230,9 @@ func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op)
 		if obj.Spec.SignalFingerprint != c.fingerprint {
 			return fmt.Errorf("%w: %s/%s has fingerprint %s", ErrNameCollision, c.namespace, c.name, obj.Spec.SignalFingerprint)
 		}
-		if obj.Status.OverallPhase.IsTerminal() {
+		if obj.Status.OverallPhase.IsTerminal() || obj.DeletionTimestamp != nil {
+			// Being deleted counts as finished: a count on it would vanish
+			// with it.
 			statusWrites.WithLabelValues(writeTerminal).Inc()
 			stored = obj
 			return &goneError{name: c.name, uid: obj.UID, finished: obj}

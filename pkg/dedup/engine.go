@@ -217,7 +217,7 @@ func (e *Engine) activeByGet(ctx context.Context, s Signal) (*remediationv1alpha
 		return nil, ErrNoActiveRemediation
 	case err != nil:
 		return nil, fmt.Errorf("reading RemediationRequest %s/%s: %w", s.Namespace, name, upstream(err))
-	case rr.Status.OverallPhase.IsTerminal() || rr.Spec.SignalFingerprint != s.Fingerprint:
+	case rr.Status.OverallPhase.IsTerminal() || rr.DeletionTimestamp != nil || rr.Spec.SignalFingerprint != s.Fingerprint:
 		return nil, ErrNoActiveRemediation
 	}
 	return rr, nil
