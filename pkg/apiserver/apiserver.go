@@ -24,6 +24,7 @@ import (
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
+	remediationclient "github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned/typed/remediation/v1alpha1"
 	"github.com/signal-apiserver/signal-apiserver/generated/informers/externalversions"
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
 	"github.com/signal-apiserver/signal-apiserver/pkg/frontproxy"
@@ -156,7 +157,10 @@ func (c completedConfig) startEngine(generic *genericapiserver.GenericAPIServer)
 	if err != nil {
 		return nil, err
 	}
-	engine := dedup.NewEngine(c.ExtraConfig.Client.RemediationV1alpha1(), rrCache)
+	// The engine's writes are never sent again by client-go itself: one that
+	// landed but was answered with an error must not be applied twice.
+	writes := remediationclient.New(dedup.WithoutResend(c.ExtraConfig.Client.RemediationV1alpha1().RESTClient()))
+	engine := dedup.NewEngine(writes, rrCache)
 	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		DeleteFunc: func(obj any) {
 			if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
