@@ -239,6 +239,9 @@ var _ = Describe("signal-apiserver under faults", Ordered, func() {
 		Eventually(func() bool { return r.caughtUp(last) }).WithContext(ctx).WithTimeout(30 * time.Second).Should(BeTrue())
 		f, problems := checkRetention(s, r)
 		AddReportEntry("figures", fmt.Sprintf("%s; %s", f, s.duration.Round(100*time.Millisecond)))
+		if len(f.unrecorded) > 0 {
+			AddReportEntry("finished without the controller learning it", strings.Join(f.unrecorded, "\n"))
+		}
 		if len(problems) > 0 {
 			Fail("the retention storm broke the promises:\n" + strings.Join(problems, "\n"))
 		}

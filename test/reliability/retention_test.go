@@ -361,6 +361,8 @@ type retentionFigures struct {
 	// finishedUnrecorded were made terminal by a controller write whose
 	// answer it did not get, and deleted: checked with their last state.
 	finishedUnrecorded int
+	// unrecorded are their histories.
+	unrecorded []string
 	// exact and bounded count the RRs whose count was checked, exactly or
 	// within the unacknowledged signals that may have counted on them.
 	exact, bounded int
@@ -466,6 +468,7 @@ func checkRetention(s *storm, r *retention) (retentionFigures, []string) {
 			// deleted: its last state has its final count.
 			count, ended = inc.goneCount, inc.goneAt
 			f.finishedUnrecorded++
+			f.unrecorded = append(f.unrecorded, inc.id+":\n  "+strings.Join(inc.history, "\n  "))
 		case inc != nil && inc.deletedBy != "":
 			f.deletedWhileActive++
 			continue
