@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -127,7 +126,10 @@ func TestMutants(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the simulation once per mutant")
 	}
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command builds the mutants: %v", err)
+	}
 	begin, ran := time.Now(), 0
 	for _, m := range simMutants {
 		t.Run(m.name, func(t *testing.T) {
@@ -173,7 +175,7 @@ func writeOverlay(t *testing.T, m simMutant) string {
 	}
 	replace := map[string]string{}
 	for file, src := range files {
-		real, err := filepath.Abs(file)
+		original, err := filepath.Abs(file)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,7 +183,7 @@ func writeOverlay(t *testing.T, m simMutant) string {
 		if err := os.WriteFile(mutated, []byte(src), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		replace[real] = mutated
+		replace[original] = mutated
 	}
 	b, err := json.Marshal(map[string]any{"Replace": replace})
 	if err != nil {
