@@ -201,9 +201,14 @@ func (r *retention) incarnationOf(rr *remediationv1alpha1.RemediationRequest) *i
 	return inc
 }
 
+// actorTimeout bounds each request of an actor. A request is not cut off
+// when the actors stop: its answer must be known (a write that lands as its
+// context ends would be one the actors do not know about).
+const actorTimeout = 20 * time.Second
+
 // delete deletes rr, and only that object.
 func (r *retention) delete(ctx context.Context, rr *remediationv1alpha1.RemediationRequest, by string) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), actorTimeout)
 	defer cancel()
 	err := r.rrs.Delete(ctx, rr.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &rr.UID}})
 	r.mu.Lock()
@@ -287,6 +292,8 @@ func (r *retention) control(ctx context.Context) {
 // setPhase writes phase on rr as a controller does: on the version it has,
 // and on a fresh read after a conflict. It gives up when rr is gone.
 func (r *retention) setPhase(ctx context.Context, rr *remediationv1alpha1.RemediationRequest, phase remediationv1alpha1.Phase) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), actorTimeout)
+	defer cancel()
 	current := rr.DeepCopy()
 	err := retry.RetryOnConflict(controllerBackoff, func() error {
 		if current == nil {
@@ -317,7 +324,7 @@ func (r *retention) setPhase(ctx context.Context, rr *remediationv1alpha1.Remedi
 		return nil
 	})
 	switch {
-	case err == nil, apierrors.IsNotFound(err), apierrors.IsConflict(err), ctx.Err() != nil:
+	case err == nil, apierrors.IsNotFound(err), apierrors.IsConflict(err):
 		// Deleted under the controller, or still contended: it tries
 		// again on its next pass if the RR is still there.
 	default:
