@@ -29,6 +29,7 @@ import (
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
 	"github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned"
+	remediationclient "github.com/signal-apiserver/signal-apiserver/generated/clientset/versioned/typed/remediation/v1alpha1"
 	"github.com/signal-apiserver/signal-apiserver/generated/informers/externalversions"
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
 	"github.com/signal-apiserver/signal-apiserver/pkg/frontproxy"
@@ -176,7 +177,10 @@ func (c completedConfig) startEngine(generic *genericapiserver.GenericAPIServer)
 		}
 		opts = append(opts, dedup.WithEventRecorder(broadcaster.NewRecorder(scheme, corev1.EventSource{Component: "signal-apiserver"})))
 	}
-	engine := dedup.NewEngine(c.ExtraConfig.Client.RemediationV1alpha1(), rrCache, opts...)
+	// The engine's writes are never sent again by client-go itself: one that
+	// landed but was answered with an error must not be applied twice.
+	writes := remediationclient.New(dedup.WithoutResend(c.ExtraConfig.Client.RemediationV1alpha1().RESTClient()))
+	engine := dedup.NewEngine(writes, rrCache, opts...)
 	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
 			if rr, ok := obj.(*remediationv1alpha1.RemediationRequest); ok {

@@ -44,8 +44,8 @@ func retryOnConflict(ctx context.Context, attempt func() error) error {
 }
 
 // goneError means the RemediationRequest cannot take counts any more: it
-// finished (finished is the RemediationRequest as read), or it was deleted
-// (finished is nil).
+// finished or is being deleted (finished is the RemediationRequest as
+// read), or it was deleted (finished is nil).
 type goneError struct {
 	name     string
 	uid      types.UID
@@ -264,7 +264,9 @@ func (c *counter) write(base *remediationv1alpha1.RemediationRequest, ops []*op)
 		next := obj.DeepCopy()
 		var evicted int
 		var blocked bool
-		if obj.Status.OverallPhase.IsTerminal() {
+		if obj.Status.OverallPhase.IsTerminal() || obj.DeletionTimestamp != nil {
+			// Being deleted counts as finished, and holds nothing: a count
+			// on it would vanish with it.
 			if c.legacy || !c.engine.holds() || obj.DeletionTimestamp != nil {
 				statusWrites.WithLabelValues(writeTerminal).Inc()
 				stored = obj

@@ -3,11 +3,11 @@
 //
 // The mechanics, in one place (docs/dedup.md has the argument):
 //
-//   - Names. The RemediationRequests of a fingerprint fp in a namespace live
-//     at the names rr-<fp[:16]>-0, rr-<fp[:16]>-1, ... (slots). A new one is
-//     created only with the API server's atomic create on the next slot, so
-//     concurrent creators, in this process or any other replica, collide on
-//     one name and all but one get AlreadyExists.
+//   - Names. Every RemediationRequest of a fingerprint fp in a namespace is
+//     opened at one name, rr-<fp[:60]>, with the API server's atomic create,
+//     so concurrent creators, in this process or any other replica, collide
+//     on it and all but one get AlreadyExists. A finished one there is
+//     deleted first, by UID; one being deleted takes no counts.
 //   - Counting. Every increment is a status update carrying the
 //     resourceVersion it was computed from, so no write is lost and no
 //     increment lands on an object that changed phase in between. A signal

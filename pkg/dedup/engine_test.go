@@ -376,6 +376,56 @@ func TestPreviousBeingDeleted(t *testing.T) {
 	}
 }
 
+// TestActiveBeingDeletedTakesNoCounts: an active RemediationRequest whose
+// deletion has begun (a finalizer keeps it) counts as finished: a count on
+// it would vanish with it, so the signal is told to come back (503), nothing
+// is written and nothing is deleted, whether the cache has seen the deletion
+// or still shows the RemediationRequest as it was before.
+func TestActiveBeingDeletedTakesNoCounts(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		cacheSeesIt bool
+		resolved    bool
+	}{
+		{name: "cache has seen the deletion", cacheSeesIt: true},
+		{name: "cache is behind"},
+		{name: "resolved signal", cacheSeesIt: true, resolved: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := testSignal()
+			s.Resolved = tc.resolved
+			deleting := activeRR(s, "uid-1")
+			now := metav1.Now()
+			deleting.DeletionTimestamp, deleting.Finalizers = &now, []string{"example.com/cleanup"}
+			deleting.ResourceVersion = "8"
+			client := fake.NewSimpleClientset(deleting.DeepCopy())
+			deletes := checkDeletePreconditions(client)
+			cached := deleting
+			if !tc.cacheSeesIt {
+				cached = activeRR(s, "uid-1") // rv 7: the update at it conflicts
+				client.PrependReactor("update", "remediationrequests", func(action clienttesting.Action) (bool, runtime.Object, error) {
+					obj := action.(clienttesting.UpdateAction).GetObject().(*remediationv1alpha1.RemediationRequest)
+					if obj.ResourceVersion != "8" {
+						return true, nil, apierrors.NewConflict(remediationv1alpha1.Resource("remediationrequests"), obj.Name, errors.New("stale"))
+					}
+					return false, nil, nil
+				})
+			}
+			e := NewEngine(client.RemediationV1alpha1(), &staticCache{rrs: []*remediationv1alpha1.RemediationRequest{cached}})
+			if _, err := e.Submit(context.Background(), s); !errors.Is(err, ErrPreviousBeingDeleted) {
+				t.Fatalf("got %v, want ErrPreviousBeingDeleted", err)
+			}
+			got, err := client.RemediationV1alpha1().RemediationRequests("default").Get(context.Background(), testName, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.ResourceVersion != "8" || got.Status.Deduplication.OccurrenceCount != 3 || len(*deletes) != 0 {
+				t.Errorf("stored rv %s count %d, deletes %v; want rv 8, count 3, no delete", got.ResourceVersion, got.Status.Deduplication.OccurrenceCount, *deletes)
+			}
+		})
+	}
+}
+
 // TestEarlierVersionsActiveIsCountedOn: an active RemediationRequest that an
 // earlier version opened under its own name and the legacy fingerprint is
 // counted on; none is opened.

@@ -34,10 +34,11 @@ var (
 	// refusing the server while its authorizer starts after a restart. A
 	// retry will likely succeed; a write cut off this way may have landed.
 	ErrUnavailable = errors.New("kube-apiserver is unavailable")
-	// ErrPreviousBeingDeleted means the finished RemediationRequest at the
-	// fingerprint's name is being deleted but still exists (a finalizer
-	// holds it), so the next one cannot be opened yet; try later.
-	ErrPreviousBeingDeleted = errors.New("the finished RemediationRequest of this fingerprint is still being deleted")
+	// ErrPreviousBeingDeleted means the RemediationRequest at the
+	// fingerprint's name, finished or not, is being deleted but still exists
+	// (a finalizer holds it): nothing is counted on it, and the next one
+	// cannot be opened yet; try later.
+	ErrPreviousBeingDeleted = errors.New("the RemediationRequest of this fingerprint is still being deleted")
 )
 
 // classifyCreate wraps the errors of a create that say the namespace cannot

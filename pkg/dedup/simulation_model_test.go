@@ -163,6 +163,7 @@ func (a *simAPI) create(obj *rr, dryRun bool) (*rr, error) {
 	// The status subresource: a create never sets status.
 	stored.Status = remediationv1alpha1.RemediationRequestStatus{}
 	stored.ResourceVersion = ""
+	stored.DeletionTimestamp = nil
 	stored.Generation = 1
 	stored.CreationTimestamp = metav1.NewTime(time.Now())
 	if dryRun {
@@ -201,10 +202,18 @@ func preconditions(cur *rr, uid types.UID, resourceVersion string) error {
 	return nil
 }
 
-// updateStatus is PUT .../status: only status changes, and only if the
-// CRD's rules allow the transition. A write that changes nothing is not a
-// write: no new resourceVersion, no event.
+// updateStatus is PUT .../status by signal-apiserver: only status changes,
+// and only if the CRD's rules allow the transition. A write that changes
+// nothing is not a write: no new resourceVersion, no event.
 func (a *simAPI) updateStatus(obj *rr) (*rr, error) {
+	return a.updateStatusAs(obj, true)
+}
+
+// updateStatusAs is PUT .../status by signal-apiserver (server) or by
+// anyone else, for whom the admission policy signal-apiserver-status-owners
+// (artifacts/deploy/policy.yaml) refuses any change of
+// status.deduplication.
+func (a *simAPI) updateStatusAs(obj *rr, server bool) (*rr, error) {
 	cur, ok := a.objs[objKey(obj.Namespace, obj.Name)]
 	if !ok {
 		return nil, apierrors.NewNotFound(rrResource, obj.Name)
@@ -220,6 +229,9 @@ func (a *simAPI) updateStatus(obj *rr) (*rr, error) {
 	next.Status = *obj.Status.DeepCopy()
 	if errs := validateStatusUpdate(&cur.Status, &next.Status); len(errs) > 0 {
 		return nil, apierrors.NewInvalid(rrKind, obj.Name, errs)
+	}
+	if !server && !equality.Semantic.DeepEqual(cur.Status.Deduplication, next.Status.Deduplication) {
+		return nil, apierrors.NewForbidden(rrResource, obj.Name, errors.New("only signal-apiserver may change status.deduplication"))
 	}
 	return a.store(cur, next), nil
 }
@@ -241,6 +253,11 @@ func (a *simAPI) update(obj *rr) (*rr, error) {
 	next.Labels = obj.Labels
 	next.Annotations = obj.Annotations
 	next.Finalizers = obj.Finalizers
+	if next.DeletionTimestamp != nil && len(next.Finalizers) == 0 {
+		// The last finalizer of an object being deleted is gone: so is it.
+		a.remove(next)
+		return next.DeepCopy(), nil
+	}
 	return a.store(cur, next), nil
 }
 
@@ -303,15 +320,13 @@ func validateStatusUpdate(old, next *remediationv1alpha1.RemediationRequestStatu
 	return errs
 }
 
-// delete removes an object if its preconditions hold. The watch event
-// carries the object as it was, at the resourceVersion of the deletion.
-func (a *simAPI) delete(namespace, name string, opts metav1.DeleteOptions) error {
-	_, err := a.deleteObj(namespace, name, opts)
-	return err
-}
-
-// deleteObj is delete, and returns the object it deleted.
-func (a *simAPI) deleteObj(namespace, name string, opts metav1.DeleteOptions) (*rr, error) {
+// delete removes an object if its preconditions hold, and returns it as
+// it was. An object with finalizers is only marked: deletionTimestamp is
+// set (a write, with its event), and it goes once the last finalizer is
+// removed (update); deleting it again changes nothing. The watch event of
+// the removal carries the object as it was, at the resourceVersion of the
+// deletion.
+func (a *simAPI) delete(namespace, name string, opts metav1.DeleteOptions) (*rr, error) {
 	cur, ok := a.objs[objKey(namespace, name)]
 	if !ok {
 		return nil, apierrors.NewNotFound(rrResource, name)
@@ -329,24 +344,40 @@ func (a *simAPI) deleteObj(namespace, name string, opts metav1.DeleteOptions) (*
 			return nil, err
 		}
 	}
+	was := cur.DeepCopy()
 	if len(opts.DryRun) > 0 {
-		return nil, nil
+		return was, nil
 	}
-	delete(a.objs, objKey(namespace, name))
+	if len(cur.Finalizers) > 0 {
+		if cur.DeletionTimestamp == nil {
+			next := cur.DeepCopy()
+			now := metav1.NewTime(time.Now())
+			next.DeletionTimestamp = &now
+			a.store(cur, next)
+		}
+		return was, nil
+	}
+	a.remove(cur)
+	return was, nil
+}
+
+// remove takes cur out of storage.
+func (a *simAPI) remove(cur *rr) {
+	delete(a.objs, objKey(cur.Namespace, cur.Name))
 	gone := cur.DeepCopy()
 	gone.ResourceVersion = a.nextRV()
 	a.lives[cur.UID].deleted = true
 	a.emit(watch.Deleted, gone)
-	return gone, nil
 }
 
 // activeByFingerprint returns, per namespace/fingerprint with more than one
-// active RemediationRequest, their names: promise 1 says it is empty.
+// active RemediationRequest, their names: promise 1 says it is empty. One
+// being deleted is not active (docs/dedup.md, "Terms").
 func (a *simAPI) activeByFingerprint() map[string][]string {
 	active := map[string][]string{}
 	for _, k := range a.sortedKeys() {
 		o := a.objs[k]
-		if !o.Status.OverallPhase.IsTerminal() {
+		if simActive(o) {
 			fp := o.Spec.SignalFingerprint
 			if alias, ok := a.aliases[fp]; ok {
 				fp = alias
@@ -361,6 +392,11 @@ func (a *simAPI) activeByFingerprint() map[string][]string {
 		}
 	}
 	return active
+}
+
+// simActive reports whether o is active: not finished, not being deleted.
+func simActive(o *rr) bool {
+	return !o.Status.OverallPhase.IsTerminal() && o.DeletionTimestamp == nil
 }
 
 // simCall is one request from a replica to the API server. It is in flight
@@ -380,6 +416,9 @@ type simCall struct {
 	// abandoned and replied are guarded by simRun.mu.
 	abandoned bool
 	replied   bool
+	// landed is the RemediationRequest whose count an applied status
+	// update raised.
+	landed types.UID
 }
 
 // simReply is the API server's answer to a call.

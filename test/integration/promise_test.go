@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
@@ -110,6 +111,53 @@ var _ = Describe("The RemediationRequest CRD, for any client", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(got.Status.OverallPhase).To(Equal(remediationv1alpha1.PhaseFailed))
 		Expect(countOf(got)).To(Equal(int64(1)))
+	})
+})
+
+var _ = Describe("An active RemediationRequest that is being deleted", func() {
+	It("takes no counts: its signals get 503 with Retry-After until it is gone, then open the next one", func(ctx SpecContext) {
+		s := newSignal("default")
+		first, err := admin.SignalsV1().Signals().Create(ctx, s, metaCreate)
+		Expect(err).NotTo(HaveOccurred())
+		rrs := admin.RemediationV1alpha1().RemediationRequests("default")
+		held, err := rrs.Get(ctx, first.Name, metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		held.Finalizers = append(held.Finalizers, "example.com/hold")
+		_, err = rrs.Update(ctx, held, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rrs.Delete(ctx, first.Name, metav1.DeleteOptions{})).To(Succeed())
+
+		// A plain HTTP client: client-go would retry the 503 by itself.
+		httpClient, err := rest.HTTPClientFor(adminConf)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(httpClient.CloseIdleConnections)
+		for range 3 {
+			a := postSignal(httpClient, adminConf.Host, s)
+			Expect(a.code).To(Equal(http.StatusServiceUnavailable), a.body)
+			Expect(a.retryAfter).To(Equal("1"))
+			Expect(a.body).To(ContainSubstring("still being deleted"))
+		}
+		deleting, err := rrs.Get(ctx, first.Name, metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(deleting.DeletionTimestamp).NotTo(BeNil())
+		Expect(deleting.UID).To(Equal(first.UID))
+		Expect(countOf(deleting)).To(Equal(int64(1)))
+
+		deleting.Finalizers = nil
+		_, err = rrs.Update(ctx, deleting, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		// The server's cache may still show it for a moment: 503 until then.
+		var next rawAnswer
+		Eventually(func() int {
+			next = postSignal(httpClient, adminConf.Host, s)
+			return next.code
+		}).WithContext(ctx).Should(Equal(http.StatusCreated))
+		var opened remediationv1alpha1.RemediationRequest
+		Expect(json.Unmarshal([]byte(next.body), &opened)).To(Succeed())
+		Expect(opened.Annotations).To(HaveKeyWithValue("signals.remediation.io/outcome", "Created"))
+		Expect(opened.UID).NotTo(Equal(first.UID))
+		Expect(countOf(&opened)).To(Equal(int64(1)))
+		Expect(rrsOf(ctx, "default", fingerprintOf(s))).To(HaveLen(1))
 	})
 })
 

@@ -225,10 +225,23 @@ var _ = Describe("signal-apiserver under faults", Ordered, func() {
 			r = newRetention(admin, s.namespace, slices.Collect(maps.Values(s.fingerprints)))
 			actors, stop := context.WithTimeout(ctx, retentionStormDuration)
 			defer stop()
-			r.run(actors)
+			r.run(ctx, actors)
 		})
+		// The informer sees every deletion up to the last read.
+		last := map[string]bool{}
+		s.mu.Lock()
+		for _, rd := range s.reads {
+			if rd.Call.Equal(s.reads[len(s.reads)-1].Call) {
+				last[rd.RR] = true
+			}
+		}
+		s.mu.Unlock()
+		Eventually(func() bool { return r.caughtUp(last) }).WithContext(ctx).WithTimeout(30 * time.Second).Should(BeTrue())
 		f, problems := checkRetention(s, r)
 		AddReportEntry("figures", fmt.Sprintf("%s; %s", f, s.duration.Round(100*time.Millisecond)))
+		if len(f.unrecorded) > 0 {
+			AddReportEntry("finished without the controller learning it", strings.Join(f.unrecorded, "\n"))
+		}
 		if len(problems) > 0 {
 			Fail("the retention storm broke the promises:\n" + strings.Join(problems, "\n"))
 		}

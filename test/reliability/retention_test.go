@@ -3,6 +3,7 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -62,6 +63,29 @@ type incarnation struct {
 	// deletedBy names the actor whose delete succeeded.
 	deletedBy string
 	deleting  bool
+	// gone is set when the informer saw it deleted (by anyone: an actor,
+	// or signal-apiserver replacing a finished one), with its last state:
+	// goneKnown unless the informer only learnt it from a relist (a
+	// tombstone), goneTerminal and goneCount from that state, goneAt when
+	// the informer saw it.
+	gone, goneKnown, goneTerminal bool
+	goneCount                     int64
+	goneAt                        time.Time
+	// history is what every actor saw and did to it, in order.
+	history []string
+}
+
+// note adds a line to inc's history; callers hold retention.mu.
+func (inc *incarnation) note(format string, args ...any) {
+	inc.history = append(inc.history, time.Now().Format("15:04:05.000")+" "+fmt.Sprintf(format, args...))
+}
+
+func describe(rr *remediationv1alpha1.RemediationRequest) string {
+	phase := string(rr.Status.OverallPhase)
+	if phase == "" {
+		phase = "-"
+	}
+	return fmt.Sprintf("rv=%s phase=%s count=%d", rr.ResourceVersion, phase, countOf(rr))
 }
 
 // retention plays a remediation controller and two deleters against one
@@ -100,6 +124,7 @@ func newRetention(admin versioned.Interface, namespace string, fingerprints []st
 	_, err := r.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { r.observe(obj.(*remediationv1alpha1.RemediationRequest)) },
 		UpdateFunc: func(_, obj any) { r.observe(obj.(*remediationv1alpha1.RemediationRequest)) },
+		DeleteFunc: r.observeDeletion,
 	})
 	Expect(err).NotTo(HaveOccurred())
 	return r
@@ -110,6 +135,7 @@ func (r *retention) observe(rr *remediationv1alpha1.RemediationRequest) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	inc := r.incarnationOf(rr)
+	inc.note("informer: %s", describe(rr))
 	if rr.Status.OverallPhase.IsTerminal() && !inc.deleting && !r.stopped {
 		inc.deleting = true
 		r.deletes.Add(1)
@@ -118,6 +144,44 @@ func (r *retention) observe(rr *remediationv1alpha1.RemediationRequest) {
 			r.delete(context.Background(), rr, "retention")
 		}()
 	}
+}
+
+// observeDeletion records that an RR is gone, and its last state: whoever
+// deleted it, no count lands on it after that.
+func (r *retention) observeDeletion(obj any) {
+	known := true
+	if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj, known = tombstone.Obj, false
+	}
+	rr, ok := obj.(*remediationv1alpha1.RemediationRequest)
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	inc := r.incarnationOf(rr)
+	inc.gone, inc.goneKnown, inc.goneAt = true, known, time.Now()
+	inc.goneTerminal, inc.goneCount = rr.Status.OverallPhase.IsTerminal(), countOf(rr)
+	what := "deleted"
+	if !known {
+		what = "deleted, learnt from a relist (last state seen)"
+	}
+	inc.note("informer: %s, %s", what, describe(rr))
+}
+
+// caughtUp reports whether the informer holds exactly the RRs of ids (the
+// identities of a list read after every write).
+func (r *retention) caughtUp(ids map[string]bool) bool {
+	objs := r.informer.GetStore().List()
+	if len(objs) != len(ids) {
+		return false
+	}
+	for _, obj := range objs {
+		if !ids[identity(obj.(*remediationv1alpha1.RemediationRequest))] {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *retention) incarnationOf(rr *remediationv1alpha1.RemediationRequest) *incarnation {
@@ -137,13 +201,19 @@ func (r *retention) incarnationOf(rr *remediationv1alpha1.RemediationRequest) *i
 	return inc
 }
 
+// actorTimeout bounds each request of an actor. A request is not cut off
+// when the actors stop: its answer must be known (a write that lands as its
+// context ends would be one the actors do not know about).
+const actorTimeout = 20 * time.Second
+
 // delete deletes rr, and only that object.
 func (r *retention) delete(ctx context.Context, rr *remediationv1alpha1.RemediationRequest, by string) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), actorTimeout)
 	defer cancel()
 	err := r.rrs.Delete(ctx, rr.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &rr.UID}})
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.seen[rr.UID].note("%s deletes it (%s): %v", by, describe(rr), errOrOK(err))
 	switch {
 	case err == nil:
 		r.seen[rr.UID].deletedBy = by
@@ -154,10 +224,19 @@ func (r *retention) delete(ctx context.Context, rr *remediationv1alpha1.Remediat
 	}
 }
 
+func errOrOK(err error) string {
+	if err == nil {
+		return "OK"
+	}
+	return err.Error()
+}
+
 // run runs the controller and the operator until ctx ends, then waits for
-// every delete in flight.
-func (r *retention) run(ctx context.Context) {
-	go r.informer.Run(ctx.Done())
+// every delete in flight. The informer runs until watch ends: it must see
+// what happens after the actors stop (signal-apiserver replacing an RR
+// they finished), up to the end of the spec.
+func (r *retention) run(watch, ctx context.Context) {
+	go r.informer.Run(watch.Done())
 	Expect(cache.WaitForCacheSync(ctx.Done(), r.informer.HasSynced)).To(BeTrue())
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -213,6 +292,8 @@ func (r *retention) control(ctx context.Context) {
 // setPhase writes phase on rr as a controller does: on the version it has,
 // and on a fresh read after a conflict. It gives up when rr is gone.
 func (r *retention) setPhase(ctx context.Context, rr *remediationv1alpha1.RemediationRequest, phase remediationv1alpha1.Phase) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), actorTimeout)
+	defer cancel()
 	current := rr.DeepCopy()
 	err := retry.RetryOnConflict(controllerBackoff, func() error {
 		if current == nil {
@@ -227,13 +308,14 @@ func (r *retention) setPhase(ctx context.Context, rr *remediationv1alpha1.Remedi
 		}
 		current.Status.OverallPhase = phase
 		updated, err := r.rrs.UpdateStatus(ctx, current, metav1.UpdateOptions{})
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		inc := r.seen[rr.UID]
+		inc.note("controller: %s → %s: %v", describe(current), phase, errOrOK(err))
 		if err != nil {
 			current = nil
 			return err
 		}
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		inc := r.seen[rr.UID]
 		if phase.IsTerminal() {
 			inc.terminal, inc.finalCount, inc.terminalAt = true, countOf(updated), time.Now()
 		} else {
@@ -242,7 +324,7 @@ func (r *retention) setPhase(ctx context.Context, rr *remediationv1alpha1.Remedi
 		return nil
 	})
 	switch {
-	case err == nil, apierrors.IsNotFound(err), apierrors.IsConflict(err), ctx.Err() != nil:
+	case err == nil, apierrors.IsNotFound(err), apierrors.IsConflict(err):
 		// Deleted under the controller, or still contended: it tries
 		// again on its next pass if the RR is still there.
 	default:
@@ -283,6 +365,11 @@ type retentionFigures struct {
 	// retention, or as the newest (of which deletedWhileActive were
 	// active).
 	opened, madeTerminal, deletedTerminal, deletedNewest, deletedWhileActive int
+	// finishedUnrecorded were made terminal by a controller write whose
+	// answer it did not get, and deleted: checked with their last state.
+	finishedUnrecorded int
+	// unrecorded are their histories.
+	unrecorded []string
 	// exact and bounded count the RRs whose count was checked, exactly or
 	// within the unacknowledged signals that may have counted on them.
 	exact, bounded int
@@ -290,9 +377,9 @@ type retentionFigures struct {
 
 func (f retentionFigures) String() string {
 	return fmt.Sprintf("%s, AlreadyCounted %d; %d snapshots, %d with two active RRs for one fingerprint; RRs opened %d, made terminal %d, "+
-		"deleted by retention %d, deleted as the newest %d (%d of them active, left out of the count check); counts checked exactly %d, within the unacknowledged %d",
+		"deleted by retention %d, deleted as the newest %d (%d of them active, left out of the count check), finished without the controller learning it and deleted %d; counts checked exactly %d, within the unacknowledged %d",
 		f.figures, f.alreadyCounted, f.snapshots, f.violations, f.opened, f.madeTerminal,
-		f.deletedTerminal, f.deletedNewest, f.deletedWhileActive, f.exact, f.bounded)
+		f.deletedTerminal, f.deletedNewest, f.deletedWhileActive, f.finishedUnrecorded, f.exact, f.bounded)
 }
 
 // checkRetention checks what a retention storm recorded and returns the
@@ -382,6 +469,13 @@ func checkRetention(s *storm, r *retention) (retentionFigures, []string) {
 			count, ended = inc.finalCount, inc.terminalAt
 		case ok:
 			count, ended = c, end
+		case inc != nil && inc.gone && inc.goneKnown && inc.goneTerminal:
+			// Finished, though the controller did not learn that its write
+			// landed (its context ended, or the answer was lost), and then
+			// deleted: its last state has its final count.
+			count, ended = inc.goneCount, inc.goneAt
+			f.finishedUnrecorded++
+			f.unrecorded = append(f.unrecorded, inc.id+":\n  "+strings.Join(inc.history, "\n  "))
 		case inc != nil && inc.deletedBy != "":
 			f.deletedWhileActive++
 			continue
@@ -409,5 +503,25 @@ func checkRetention(s *storm, r *retention) (retentionFigures, []string) {
 	if err := CheckHistory(s.requests, s.reads); err != nil {
 		problems = append(problems, err.Error())
 	}
+	if len(problems) > 0 {
+		problems = append(problems, r.histories(acked))
+	}
 	return f, problems
+}
+
+// histories is every RR's history, in the order they were first seen, with
+// the signals acknowledged as counted on it: what a failure needs to be
+// explained. Callers hold r.mu.
+func (r *retention) histories(acked map[string]int64) string {
+	incs := slices.Collect(maps.Values(r.seen))
+	slices.SortFunc(incs, func(a, b *incarnation) int { return a.added.Compare(b.added) })
+	var b strings.Builder
+	b.WriteString("every RR's history:")
+	for _, inc := range incs {
+		fmt.Fprintf(&b, "\n%s (%d acknowledged as counted on it):", inc.id, acked[inc.id])
+		for _, line := range inc.history {
+			b.WriteString("\n  " + line)
+		}
+	}
+	return b.String()
 }
