@@ -769,15 +769,6 @@ func (r *simRun) retentionTarget(all []*rr) (*rr, string) {
 	return all[r.rng.IntN(len(all))], "any"
 }
 
-// simHash is a choice derived from the seed and the step, for choices added
-// after seeds were recorded: drawing them from the seed's source would change
-// every later step.
-func simHash(seed uint64, step int) uint64 {
-	h := fnv.New64a()
-	fmt.Fprintf(h, "%d/%d", seed, step)
-	return h.Sum64()
-}
-
 func uidSeq(uid types.UID) int {
 	n, _ := strconv.Atoi(strings.TrimPrefix(string(uid), "u"))
 	return n
