@@ -2,6 +2,7 @@ package signals
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // SignalStatus says whether the problem a Signal reports is still there.
@@ -56,6 +57,9 @@ type TargetReference struct {
 	Kind       string
 	Namespace  string
 	Name       string
+	// UID, if set, is compared with the live object's where the server
+	// reads it; it is not part of the fingerprint.
+	UID types.UID
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object

@@ -1390,6 +1390,13 @@ func schema_signal_apiserver_apis_signals_v1_TargetReference(ref common.Referenc
 							Format:      "",
 						},
 					},
+					"uid": {
+						SchemaProps: spec.SchemaProps{
+							Description: "uid of the object, e.g. an Event's involvedObject.uid. Where the server reads the object to resolve its owner (a Pod, ReplicaSet or Job, for a signal without its own fingerprint), a uid other than the live object's is refused (422): the object was deleted and its name reused. For other kinds it is accepted unverified. It is not part of the fingerprint.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
 				},
 				Required: []string{"apiVersion", "kind", "name"},
 			},

@@ -21,7 +21,7 @@ var (
 	eventsRefused = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace:      "signal_event_source",
 		Name:           "events_refused_total",
-		Help:           "Warning Event versions not submitted because the Event may not speak about its involved object: other_namespace (the object is in another namespace than the Event) or no_namespace (no namespace, and not a Node, PersistentVolume or Namespace).",
+		Help:           "Warning Event versions not counted because the Event may not speak about its involved object: other_namespace (the object is in another namespace than the Event) or no_namespace (no namespace, and not a Node, PersistentVolume or Namespace), both not submitted; uid_mismatch (submitted and refused by the server: the object of the involved object's UID was deleted and its name reused; also counted as dropped in submissions_total).",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"reason"})
 	submissions = metrics.NewCounterVec(&metrics.CounterOpts{

@@ -19,6 +19,10 @@ const (
 	// RefusedNoNamespace: the involved object has no namespace and its
 	// kind is not one of ClusterScopedKinds.
 	RefusedNoNamespace = "no_namespace"
+	// RefusedUIDMismatch: the server refused the Signal (422 on
+	// spec.target.uid) because the involved object's UID is not the live
+	// object's: it was deleted and its name reused.
+	RefusedUIDMismatch = "uid_mismatch"
 )
 
 // ClusterScopedKinds are the only kinds an Event may name without a

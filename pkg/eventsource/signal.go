@@ -67,8 +67,9 @@ func firstObserved(ev *corev1.Event) metav1.Time {
 }
 
 // SignalFor is the Signal for the current version of a Warning Event: the
-// reason as its name, the involved object as its target, the message
-// (cut to the allowed length) as its description.
+// reason as its name, the involved object as its target (its UID
+// included, which the server compares with the live object where it reads
+// it), the message (cut to the allowed length) as its description.
 func SignalFor(ev *corev1.Event) *signalsv1.Signal {
 	startsAt := firstObserved(ev)
 	return &signalsv1.Signal{Spec: signalsv1.SignalSpec{
@@ -81,6 +82,7 @@ func SignalFor(ev *corev1.Event) *signalsv1.Signal {
 			Kind:       ev.InvolvedObject.Kind,
 			Namespace:  ev.InvolvedObject.Namespace,
 			Name:       ev.InvolvedObject.Name,
+			UID:        ev.InvolvedObject.UID,
 		},
 		StartsAt:       &startsAt,
 		IdempotencyKey: IdempotencyKey(ev),

@@ -37,7 +37,7 @@ func TestSignalFor(t *testing.T) {
 	first := metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	ev := &corev1.Event{
 		ObjectMeta:     metav1.ObjectMeta{UID: "u", Namespace: "ns"},
-		InvolvedObject: corev1.ObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "ns", Name: "app"},
+		InvolvedObject: corev1.ObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "ns", Name: "app", UID: "app-uid"},
 		Reason:         "BackOff",
 		Message:        "restarting",
 		Type:           corev1.EventTypeWarning,
@@ -48,7 +48,7 @@ func TestSignalFor(t *testing.T) {
 	if s.Source != "kubernetes-event" || s.Name != "BackOff" || s.Severity != "warning" || s.Description != "restarting" {
 		t.Errorf("SignalFor() = %+v", s)
 	}
-	if s.Target.APIVersion != "apps/v1" || s.Target.Kind != "Deployment" || s.Target.Namespace != "ns" || s.Target.Name != "app" {
+	if s.Target.APIVersion != "apps/v1" || s.Target.Kind != "Deployment" || s.Target.Namespace != "ns" || s.Target.Name != "app" || s.Target.UID != "app-uid" {
 		t.Errorf("target = %+v", s.Target)
 	}
 	if !s.StartsAt.Equal(&first) {

@@ -178,8 +178,8 @@ func (s *Source) enqueue(obj any) {
 	s.queue.Add(key)
 }
 
-// refused counts an Event that may not speak about its involved object and
-// logs it, once per reporter.
+// refused counts an Event that may not speak about its involved object, or
+// whose object is gone, and logs it, once per reporter.
 func (s *Source) refused(ev *corev1.Event, why string) {
 	eventsRefused.WithLabelValues(why).Inc()
 	key := reporter(ev)
@@ -188,7 +188,7 @@ func (s *Source) refused(ev *corev1.Event, why string) {
 	}
 	s.refusalsLogged.Add(key, struct{}{})
 	o := ev.InvolvedObject
-	s.logger.Info("Refusing an Event about an object it may not speak about; further ones from this reporter are only counted",
+	s.logger.Info("Refusing an Event about an object it may not speak about or that was deleted; further ones from this reporter are only counted",
 		"event", klog.KObj(ev), "reporter", key, "reason", why,
 		"involvedObject", klog.KRef(o.Namespace, o.Name), "kind", o.Kind, "apiVersion", o.APIVersion)
 }
@@ -259,6 +259,9 @@ func (s *Source) process(ctx context.Context, key string) {
 		logger.Error(err, "Submitting a Signal failed; retrying", "idempotencyKey", sig.Spec.IdempotencyKey)
 		s.queue.AddRateLimited(key)
 		return
+	case err != nil && uidMismatch(err):
+		submissions.WithLabelValues(resultDropped).Inc()
+		s.refused(ev, RefusedUIDMismatch)
 	case err != nil:
 		submissions.WithLabelValues(resultDropped).Inc()
 		logger.Error(err, "Signal rejected; dropping this Event version", "idempotencyKey", sig.Spec.IdempotencyKey)
@@ -280,6 +283,24 @@ func (s *Source) process(ctx context.Context, key string) {
 // being registered and the 409 of a moment's name conflict.
 func retriable(err error) bool {
 	return apistatus.Of(err) != apistatus.Rejected || apierrors.IsNotFound(err) || apierrors.IsConflict(err)
+}
+
+// uidMismatch says whether err is the server's 422 on spec.target.uid: the
+// involved object was deleted and its name reused.
+func uidMismatch(err error) bool {
+	if !apierrors.IsInvalid(err) {
+		return false
+	}
+	status, ok := err.(apierrors.APIStatus)
+	if !ok || status.Status().Details == nil {
+		return false
+	}
+	for _, c := range status.Status().Details.Causes {
+		if c.Field == "spec.target.uid" {
+			return true
+		}
+	}
+	return false
 }
 
 // limiter returns the rate limit of ev's involved object.

@@ -3,6 +3,7 @@ package eventsource
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,8 +13,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/component-base/metrics/testutil"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	signalsv1 "github.com/signal-apiserver/signal-apiserver/apis/signals/v1"
@@ -95,6 +99,45 @@ func TestProcessDelaysBeyondThePerObjectLimit(t *testing.T) {
 	}
 	if v, ok := s.submitted["ns/b"]; ok {
 		t.Errorf("ns/b recorded as submitted: %+v", v)
+	}
+}
+
+// registerMetrics registers the metrics once for the tests that read them:
+// unregistered, they count nothing.
+var registerMetrics sync.Once
+
+// A 422 on spec.target.uid (the involved object was deleted and its name
+// reused) is dropped, not retried, and counted as refused for uid_mismatch;
+// another 422 is not.
+func TestProcessRefusesUIDMismatch(t *testing.T) {
+	registerMetrics.Do(func() {
+		if err := RegisterMetrics(legacyregistry.Register); err != nil {
+			t.Fatal(err)
+		}
+	})
+	gk := schema.GroupKind{Group: "signals.remediation.io", Kind: "Signal"}
+	for _, tt := range []struct {
+		name        string
+		field       *field.Path
+		wantRefused float64
+	}{
+		{"on spec.target.uid", field.NewPath("spec", "target", "uid"), 1},
+		{"on another field", field.NewPath("spec", "target", "kind"), 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := apierrors.NewInvalid(gk, "", field.ErrorList{field.Invalid(tt.field, "x", "no")})
+			s, keys := newTestSource(t, 1000, 1000, err)
+			store(t, s, "e", 1)
+			before, _ := testutil.GetCounterMetricValue(eventsRefused.WithLabelValues(RefusedUIDMismatch))
+			s.process(context.Background(), "ns/e")
+			after, _ := testutil.GetCounterMetricValue(eventsRefused.WithLabelValues(RefusedUIDMismatch))
+			if len(*keys) != 1 || s.queue.NumRequeues("ns/e") != 0 {
+				t.Errorf("submitted %q, %d requeues; want one submission, not retried", *keys, s.queue.NumRequeues("ns/e"))
+			}
+			if got := after - before; got != tt.wantRefused {
+				t.Errorf("refused for uid_mismatch %v times, want %v", got, tt.wantRefused)
+			}
+		})
 	}
 }
 

@@ -8,7 +8,7 @@ var (
 	resolutions = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace:      "signal_apiserver",
 		Name:           "owner_resolutions_total",
-		Help:           "Owner resolutions of signal targets by result: owner (a top-level controller), self (the target has none, or is not a Pod, ReplicaSet or Job), fallback (resolution failed; the target itself is used).",
+		Help:           "Owner resolutions of signal targets by result: owner (a top-level controller), self (the target has none, or is not a Pod, ReplicaSet or Job), fallback (resolution failed; the target itself is used), uid_mismatch (the target is not the object of the UID the signal gives; the signal is refused).",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"result"})
 	metadataRequests = metrics.NewCounterVec(&metrics.CounterOpts{

@@ -41,6 +41,18 @@ const (
 	ReasonTooDeep = "TooDeep"
 )
 
+// TargetUIDMismatchError means the target the signal names by UID is gone:
+// an object of that name exists with another UID (it was deleted and its
+// name reused, as a StatefulSet's Pods are).
+type TargetUIDMismatchError struct {
+	Target       remediationv1alpha1.ResourceReference
+	UID, LiveUID types.UID
+}
+
+func (e *TargetUIDMismatchError) Error() string {
+	return fmt.Sprintf("%s has UID %s, not %s: the object the signal is about was deleted and its name reused", describe(e.Target), e.LiveUID, e.UID)
+}
+
 // Result is the answer for one target.
 type Result struct {
 	// Target is the top-level controller, or the object itself when it has
@@ -50,6 +62,9 @@ type Result struct {
 	// the Reason constants, and Message says what failed.
 	FallbackReason string
 	Message        string
+	// Err is a *TargetUIDMismatchError when the live target is not the
+	// object of the UID given: then nothing else is set.
+	Err error
 }
 
 // walked are the kinds the resolver reads and follows to their controller.
@@ -105,10 +120,15 @@ func NewResolver(client metadata.Interface, opts Options) *Resolver {
 }
 
 // Resolve answers with target's top-level controller. Targets of kinds it
-// does not walk are their own answer; it never returns an error.
-func (r *Resolver) Resolve(ctx context.Context, target remediationv1alpha1.ResourceReference) Result {
-	res := r.resolve(ctx, target)
+// does not walk are their own answer. uid, if set, is the UID of the object
+// the signal is about: compared with the target when it is read (a Pod,
+// ReplicaSet or Job), where a mismatch is the only failure, answered in
+// Result.Err. Not read, or not found, the target is taken unverified.
+func (r *Resolver) Resolve(ctx context.Context, target remediationv1alpha1.ResourceReference, uid types.UID) Result {
+	res := r.resolve(ctx, target, uid)
 	switch {
+	case res.Err != nil:
+		resolutions.WithLabelValues("uid_mismatch").Inc()
 	case res.FallbackReason != "":
 		resolutions.WithLabelValues("fallback").Inc()
 	case res.Target != target:
@@ -119,7 +139,7 @@ func (r *Resolver) Resolve(ctx context.Context, target remediationv1alpha1.Resou
 	return res
 }
 
-func (r *Resolver) resolve(ctx context.Context, target remediationv1alpha1.ResourceReference) Result {
+func (r *Resolver) resolve(ctx context.Context, target remediationv1alpha1.ResourceReference, uid types.UID) Result {
 	gv, err := schema.ParseGroupVersion(target.APIVersion)
 	if err != nil || target.Namespace == "" {
 		return Result{Target: target}
@@ -133,10 +153,14 @@ func (r *Resolver) resolve(ctx context.Context, target remediationv1alpha1.Resou
 	}
 
 	current := target
-	var wantUID types.UID // the UID the child's ownerReference names
-	for range maxDepth {
+	// The UID the child's ownerReference names, or the sender's for the
+	// target: a cached entry of another UID is read again.
+	wantUID := uid
+	for depth := range maxDepth {
 		e, err := r.get(ctx, walked[gk], current.Namespace, current.Name, wantUID)
 		switch {
+		case err == nil && depth == 0 && uid != "" && e.uid != uid:
+			return Result{Target: target, Err: &TargetUIDMismatchError{Target: target, UID: uid, LiveUID: e.uid}}
 		case apierrors.IsNotFound(err):
 			return fallback(ReasonNotFound, "%s not found", describe(current))
 		case err != nil:

@@ -2,6 +2,7 @@ package owner
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -64,9 +65,11 @@ func TestResolve(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		target   remediationv1alpha1.ResourceReference
+		uid      types.UID
 		want     remediationv1alpha1.ResourceReference
 		reason   string
 		message  string
+		err      string
 		wantGets int
 	}{
 		{name: "Pod of a Deployment", target: ref("v1", "Pod", "web-5d8f-a1"), want: ref("apps/v1", "Deployment", "web"), wantGets: 2},
@@ -88,6 +91,20 @@ func TestResolve(t *testing.T) {
 			name: "missing owner", target: ref("v1", "Pod", "orphan"), want: ref("v1", "Pod", "orphan"), wantGets: 2,
 			reason: ReasonNotFound, message: "ReplicaSet shop/gone not found",
 		},
+		{name: "Pod of the UID given", target: ref("v1", "Pod", "web-5d8f-a1"), uid: "pod-uid", want: ref("apps/v1", "Deployment", "web"), wantGets: 2},
+		{
+			name: "Pod recreated since the UID given", target: ref("v1", "Pod", "db-0"), uid: "old-db0-uid", want: ref("v1", "Pod", "db-0"), wantGets: 1,
+			err: "Pod shop/db-0 has UID db0-uid, not old-db0-uid: the object the signal is about was deleted and its name reused",
+		},
+		{
+			name: "missing Pod with a UID", target: ref("v1", "Pod", "gone-1"), uid: "gone-uid", want: ref("v1", "Pod", "gone-1"), wantGets: 1,
+			reason: ReasonNotFound, message: "Pod shop/gone-1 not found",
+		},
+		{name: "Deployment with a UID is not read", target: ref("apps/v1", "Deployment", "web"), uid: "any-uid", want: ref("apps/v1", "Deployment", "web")},
+		{
+			name: "owner's UID is not the target's", target: ref("v1", "Pod", "impostor"), uid: "imp-uid", want: ref("v1", "Pod", "impostor"), wantGets: 2,
+			reason: ReasonUIDMismatch, message: "ReplicaSet shop/web-5d8f has UID rs-uid, its dependent's ownerReference names old-rs-uid",
+		},
 		{
 			name: "recreated owner", target: ref("v1", "Pod", "impostor"), want: ref("v1", "Pod", "impostor"), wantGets: 2,
 			reason: ReasonUIDMismatch, message: "ReplicaSet shop/web-5d8f has UID rs-uid, its dependent's ownerReference names old-rs-uid",
@@ -95,10 +112,18 @@ func TestResolve(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, client := newTestResolver(objects...)
-			got := r.Resolve(context.Background(), tc.target)
+			got := r.Resolve(context.Background(), tc.target, tc.uid)
+			var gotErr string
+			if got.Err != nil {
+				gotErr = got.Err.Error()
+			}
+			if gotErr != tc.err {
+				t.Errorf("Resolve(%v, %q) error %q, want %q", tc.target, tc.uid, gotErr, tc.err)
+			}
+			got.Err = nil
 			want := Result{Target: tc.want, FallbackReason: tc.reason, Message: tc.message}
 			if got != want {
-				t.Errorf("Resolve(%v) = %+v, want %+v", tc.target, got, want)
+				t.Errorf("Resolve(%v, %q) = %+v, want %+v", tc.target, tc.uid, got, want)
 			}
 			if gets := len(client.Actions()); gets != tc.wantGets {
 				t.Errorf("%d GETs, want %d", gets, tc.wantGets)
@@ -118,7 +143,7 @@ func TestResolveCaches(t *testing.T) {
 	ctx := context.Background()
 	resolve := func(pod string, wantGets int) {
 		t.Helper()
-		got := r.Resolve(ctx, remediationv1alpha1.ResourceReference{APIVersion: "v1", Kind: "Pod", Namespace: ns, Name: pod})
+		got := r.Resolve(ctx, remediationv1alpha1.ResourceReference{APIVersion: "v1", Kind: "Pod", Namespace: ns, Name: pod}, "")
 		if got != (Result{Target: deployment}) {
 			t.Errorf("Resolve(%s) = %+v, want %v", pod, got, deployment)
 		}
@@ -144,4 +169,39 @@ func TestResolveCaches(t *testing.T) {
 	}
 	before := len(client.Actions())
 	resolve("web-5d8f-c3", before+2)
+}
+
+// A Pod deleted and recreated under its name within the TTL: the cached
+// entry of the old Pod is read again for the new UID, and the old UID is
+// refused.
+func TestResolveRecreatedTarget(t *testing.T) {
+	statefulSet := remediationv1alpha1.ResourceReference{APIVersion: "apps/v1", Kind: "StatefulSet", Namespace: ns, Name: "db"}
+	pod := remediationv1alpha1.ResourceReference{APIVersion: "v1", Kind: "Pod", Namespace: ns, Name: "db-0"}
+	podsGVR := schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+	r, client := newTestResolver(object("v1", "Pod", "db-0", "old-uid", controllerRef("apps/v1", "StatefulSet", "db", "sts-uid")))
+	ctx := context.Background()
+	if got := r.Resolve(ctx, pod, "old-uid"); got != (Result{Target: statefulSet}) {
+		t.Fatalf("old Pod: %+v, want %v", got, statefulSet)
+	}
+	if err := client.Resource(podsGVR).Namespace(ns).Delete(ctx, "db-0", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Tracker().Add(object("v1", "Pod", "db-0", "new-uid", controllerRef("apps/v1", "StatefulSet", "db", "sts-uid"))); err != nil {
+		t.Fatal(err)
+	}
+	client.ClearActions()
+	if got := r.Resolve(ctx, pod, "new-uid"); got != (Result{Target: statefulSet}) {
+		t.Errorf("new Pod: %+v, want %v", got, statefulSet)
+	}
+	if gets := len(client.Actions()); gets != 1 {
+		t.Errorf("new Pod: %d GETs, want 1 (the cached old Pod is read again)", gets)
+	}
+	got := r.Resolve(ctx, pod, "old-uid")
+	var mismatch *TargetUIDMismatchError
+	if !errors.As(got.Err, &mismatch) || mismatch.UID != "old-uid" || mismatch.LiveUID != "new-uid" {
+		t.Errorf("old UID after the Pod was recreated: %+v, want a TargetUIDMismatchError old-uid/new-uid", got)
+	}
+	if got := r.Resolve(ctx, pod, ""); got != (Result{Target: statefulSet}) {
+		t.Errorf("no UID: %+v, want %v", got, statefulSet)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
 	"github.com/signal-apiserver/signal-apiserver/pkg/apistatus"
 	"github.com/signal-apiserver/signal-apiserver/pkg/dedup"
+	"github.com/signal-apiserver/signal-apiserver/pkg/owner"
 	"github.com/signal-apiserver/signal-apiserver/pkg/signalkey"
 )
 
@@ -26,6 +27,7 @@ import (
 // the sender's 403 or 422, and are 500 only when nothing better is known.
 func APIError(err error, s dedup.Signal) error {
 	gr := remediationv1alpha1.Resource("remediationrequests")
+	var mismatch *owner.TargetUIDMismatchError
 	switch {
 	case errors.Is(err, dedup.ErrNoActiveRemediation):
 		notFound := apierrors.NewNotFound(gr, "")
@@ -45,6 +47,10 @@ func APIError(err error, s dedup.Signal) error {
 		}
 		return apierrors.NewInvalid(signals.Kind("Signal"), "", field.ErrorList{
 			field.Invalid(field.NewPath("spec", "target", "namespace"), s.Namespace, msg),
+		})
+	case errors.As(err, &mismatch):
+		return apierrors.NewInvalid(signals.Kind("Signal"), "", field.ErrorList{
+			field.Invalid(field.NewPath("spec", "target", "uid"), mismatch.UID, mismatch.Error()),
 		})
 	case errors.Is(err, dedup.ErrContention):
 		return apierrors.NewTooManyRequests(err.Error(), 1)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
@@ -47,7 +48,7 @@ var MinStartsAt = time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC)
 // *owner.Resolver is the implementation. It never fails: a failed resolution
 // answers with the target itself and a fallback reason.
 type OwnerResolver interface {
-	Resolve(ctx context.Context, target remediationv1alpha1.ResourceReference) owner.Result
+	Resolve(ctx context.Context, target remediationv1alpha1.ResourceReference, uid types.UID) owner.Result
 }
 
 // KindResolver resolves the kind a sender wrote to the one kube-apiserver
@@ -120,7 +121,14 @@ func (p *Policy) Namespace(target signals.TargetReference) string {
 // spec.fingerprint of their own, when target is its own top-level
 // controller (a Deployment, say): what Key gives them without a lookup.
 func (p *Policy) Fingerprint(target signals.TargetReference) string {
-	return fingerprint.ForObject(p.ClusterID, remediationv1alpha1.ResourceReference(target))
+	return fingerprint.ForObject(p.ClusterID, reference(target))
+}
+
+// reference is target without its UID: a problem is named by the object's
+// kind, namespace and name, the same across its recreations (a Pod
+// rescheduled by its StatefulSet).
+func reference(t signals.TargetReference) remediationv1alpha1.ResourceReference {
+	return remediationv1alpha1.ResourceReference{APIVersion: t.APIVersion, Kind: t.Kind, Namespace: t.Namespace, Name: t.Name}
 }
 
 // Key returns the engine's signal for sig, a validated Signal whose target
@@ -129,7 +137,8 @@ func (p *Policy) Fingerprint(target signals.TargetReference) string {
 // API group was part of it gave it), and the RemediationRequest it opens.
 // Dry-run resolves owners too, so that it answers with the
 // RemediationRequest a real signal would find. The error is
-// ErrOwnerLookupFailed, wrapped.
+// ErrOwnerLookupFailed, wrapped, or an *owner.TargetUIDMismatchError when
+// the target, read for its owner, is not the object of spec.target.uid.
 func (p *Policy) Key(ctx context.Context, sig *signals.Signal, target signals.TargetReference, dryRun bool) (dedup.Signal, error) {
 	now := time.Now
 	if p.Now != nil {
@@ -148,12 +157,15 @@ func (p *Policy) Key(ctx context.Context, sig *signals.Signal, target signals.Ta
 			firing = received
 		}
 	}
-	sent := remediationv1alpha1.ResourceReference(spec.Target)
-	resolved := remediationv1alpha1.ResourceReference(target)
+	sent := reference(spec.Target)
+	resolved := reference(target)
 	fp, legacyFP := fingerprint.ForKey(spec.Fingerprint), ""
 	if spec.Fingerprint == "" {
 		if p.Owners != nil {
-			res := p.Owners.Resolve(ctx, resolved)
+			res := p.Owners.Resolve(ctx, resolved, target.UID)
+			if res.Err != nil {
+				return dedup.Signal{}, res.Err
+			}
 			if res.FallbackReason == owner.ReasonLookupFailed && spec.IdempotencyKey != "" {
 				return dedup.Signal{}, fmt.Errorf("%w: %s %s/%s: %s", ErrOwnerLookupFailed, resolved.Kind, resolved.Namespace, resolved.Name, res.Message)
 			}

@@ -288,6 +288,61 @@ var _ = Describe("Event source", Ordered, func() {
 		Expect(sourceMetric(ctx, address, "signal_event_source_events_refused_total", map[string]string{"reason": "other_namespace"})).
 			To(Equal(refusedBefore + 1))
 	})
+
+	It("opens nothing for an Event about a Pod deleted and recreated under its name, counts it as refused, and counts the new Pod's", func(ctx SpecContext) {
+		app := "db-" + rand.String(6)
+		labels := map[string]string{"app": app}
+		sts, err := kube.AppsV1().StatefulSets(ns).Create(ctx, &appsv1.StatefulSet{
+			ObjectMeta: metav1.ObjectMeta{Name: app},
+			Spec: appsv1.StatefulSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/app:1"}}},
+			}},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		createPod := func() (*corev1.Pod, error) {
+			return kube.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: app + "-0", Labels: labels, OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(sts, appsv1.SchemeGroupVersion.WithKind("StatefulSet"))}},
+				Spec:       sts.Spec.Template.Spec,
+			}, metav1.CreateOptions{})
+		}
+		old, err := createPod()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(kube.CoreV1().Pods(ns).Delete(ctx, old.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64(0))})).To(Succeed())
+		var recreated *corev1.Pod
+		Eventually(func() (err error) {
+			recreated, err = createPod()
+			return err
+		}).WithContext(ctx).WithTimeout(30*time.Second).Should(Succeed(), "the old Pod's deletion")
+		Expect(recreated.UID).NotTo(Equal(old.UID))
+		fp := fingerprint.ForObject("", remediationv1alpha1.ResourceReference{APIVersion: "apps/v1", Kind: "StatefulSet", Namespace: ns, Name: app})
+		eventAbout := func(pod *corev1.Pod) {
+			ev := warningEvent(ns, "BackOff", app, 1)
+			ev.InvolvedObject = corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: ns, Name: pod.Name, UID: pod.UID}
+			ev.Source = corev1.EventSource{Component: "kubelet", Host: "node-1"}
+			_, err := kube.CoreV1().Events(ns).Create(ctx, ev, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+		}
+
+		By("an Event about the new Pod counts on its StatefulSet's RemediationRequest")
+		eventAbout(recreated)
+		Eventually(func(g Gomega) {
+			rrs := rrsOf(ctx, ns, fp)
+			g.Expect(rrs).To(HaveLen(1))
+			g.Expect(countOf(&rrs[0])).To(Equal(int64(1)))
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
+
+		By("an Event about the old Pod is refused by the server, dropped and counted as uid_mismatch")
+		refused := map[string]string{"reason": eventsource.RefusedUIDMismatch}
+		refusedBefore := sourceMetric(ctx, address, "signal_event_source_events_refused_total", refused)
+		eventAbout(old)
+		Eventually(func() float64 {
+			return sourceMetric(ctx, address, "signal_event_source_events_refused_total", refused)
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Equal(refusedBefore + 1))
+		rrs := rrsOf(ctx, ns, fp)
+		Expect(rrs).To(HaveLen(1))
+		Expect(countOf(&rrs[0])).To(Equal(int64(1)))
+	})
 })
 
 // crossNamespaceEvent is an events.k8s.io-style Warning Event (eventTime

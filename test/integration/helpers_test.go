@@ -35,7 +35,12 @@ func newSignal(namespace string) *signalsv1.Signal {
 
 // fingerprintOf is the default fingerprint of s, as documented.
 func fingerprintOf(s *signalsv1.Signal) string {
-	return fingerprint.ForObject("", remediationv1alpha1.ResourceReference(s.Spec.Target))
+	return fingerprint.ForObject("", referenceOf(s.Spec.Target))
+}
+
+// referenceOf is t without its UID, as a RemediationRequest names it.
+func referenceOf(t signalsv1.TargetReference) remediationv1alpha1.ResourceReference {
+	return remediationv1alpha1.ResourceReference{APIVersion: t.APIVersion, Kind: t.Kind, Namespace: t.Namespace, Name: t.Name}
 }
 
 // rrsOf lists, straight from kube-apiserver, the RemediationRequests of

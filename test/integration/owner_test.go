@@ -1,12 +1,17 @@
 package integration
 
 import (
+	"fmt"
+	"time"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
 
@@ -241,5 +246,57 @@ var _ = Describe("Owner resolution", func() {
 		Expect(rr.Spec.TargetResource).To(Equal(ref("v1", "Pod", pod.Name)))
 		Expect(rr.Spec.SignalTarget).To(BeNil())
 		Expect(rrsOf(ctx, ns, fingerprintOfRef(ref("apps/v1", "Deployment", app)))).To(BeEmpty())
+	})
+
+	It("refuses a signal about a StatefulSet's Pod deleted and recreated under its name with 422 on spec.target.uid, and counts the new Pod's on the StatefulSet's one RemediationRequest", func(ctx SpecContext) {
+		app := "db-" + rand.String(8)
+		labels := map[string]string{"app": app}
+		sts, err := kube.AppsV1().StatefulSets(ns).Create(ctx, &appsv1.StatefulSet{
+			ObjectMeta: metav1.ObjectMeta{Name: app},
+			Spec:       appsv1.StatefulSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: template(labels)},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		stsRef := *metav1.NewControllerRef(sts, appsv1.SchemeGroupVersion.WithKind("StatefulSet"))
+		old := createPod(ctx, app+"-0", stsRef)
+		statefulSet := ref("apps/v1", "StatefulSet", app)
+		fp := fingerprintOfRef(statefulSet)
+		about := func(uid types.UID) *signalsv1.Signal {
+			s := signalAbout("v1", "Pod", old.Name)
+			s.Spec.Target.UID = uid
+			return s
+		}
+
+		By("the old Pod's UID counts while it lives")
+		Expect(send(ctx, about(old.UID), metav1.CreateOptions{}).Annotations[signalsv1.AnnotationOutcome]).To(Equal("Created"))
+
+		By("deleting the Pod and creating it again under its name")
+		Expect(kube.CoreV1().Pods(ns).Delete(ctx, old.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64(0))})).To(Succeed())
+		Eventually(func() bool {
+			_, err := kube.CoreV1().Pods(ns).Get(ctx, old.Name, metav1.GetOptions{})
+			return apierrors.IsNotFound(err)
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(BeTrue())
+		recreated := createPod(ctx, old.Name, stsRef)
+		Expect(recreated.UID).NotTo(Equal(old.UID))
+
+		By("the new Pod's UID counts on the same RemediationRequest, and so does a signal without a UID: the UID is not in the fingerprint")
+		send(ctx, about(recreated.UID), metav1.CreateOptions{})
+		send(ctx, about(""), metav1.CreateOptions{})
+
+		By("the old UID is refused, on a dry run too, and counts nothing")
+		before := scrape(ctx)
+		for _, opts := range []metav1.CreateOptions{{DryRun: []string{metav1.DryRunAll}}, {}} {
+			_, err := admin.SignalsV1().Signals().Create(ctx, about(old.UID), opts)
+			Expect(invalidField(err)).To(Equal([]string{"spec.target.uid"}))
+			Expect(err.Error()).To(ContainSubstring(fmt.Sprintf("Pod %s/%s has UID %s, not %s: the object the signal is about was deleted and its name reused", ns, old.Name, recreated.UID, old.UID)))
+		}
+		after := scrape(ctx)
+		Expect(value(after, "signal_apiserver_owner_resolutions_total", map[string]string{"result": "uid_mismatch"}) -
+			value(before, "signal_apiserver_owner_resolutions_total", map[string]string{"result": "uid_mismatch"})).To(Equal(2.0))
+
+		rrs := rrsOf(ctx, ns, fp)
+		Expect(rrs).To(HaveLen(1))
+		Expect(countOf(&rrs[0])).To(Equal(int64(3)))
+		Expect(rrs[0].Spec.TargetResource).To(Equal(statefulSet))
+		Expect(rrsOf(ctx, ns, fingerprintOfRef(ref("v1", "Pod", old.Name)))).To(BeEmpty())
 	})
 })

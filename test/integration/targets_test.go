@@ -32,7 +32,7 @@ var _ = Describe("Target kinds resolved through discovery", func() {
 
 	It("counts one Deployment spelled Deployment, deployment, deployments and deploy on exactly 1 RemediationRequest, count 4", func(ctx SpecContext) {
 		s := newSignal(ns)
-		canonical := remediationv1alpha1.ResourceReference(s.Spec.Target)
+		canonical := referenceOf(s.Spec.Target)
 		var names []string
 		for _, kind := range []string{"deployment", "Deployment", "deployments", "deploy"} {
 			sig := s.DeepCopy()

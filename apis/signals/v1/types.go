@@ -2,6 +2,7 @@ package v1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // SignalStatus says whether the problem a Signal reports is still there.
@@ -109,6 +110,15 @@ type TargetReference struct {
 	// name of the object.
 	// +required
 	Name string `json:"name"`
+
+	// uid of the object, e.g. an Event's involvedObject.uid. Where the
+	// server reads the object to resolve its owner (a Pod, ReplicaSet or
+	// Job, for a signal without its own fingerprint), a uid other than the
+	// live object's is refused (422): the object was deleted and its name
+	// reused. For other kinds it is accepted unverified. It is not part of
+	// the fingerprint.
+	// +optional
+	UID types.UID `json:"uid,omitempty"`
 }
 
 // AlertmanagerNotification is the body of an Alertmanager webhook

@@ -26,6 +26,7 @@ const (
 	MaxFingerprintLength = 255
 	MaxIdempotencyKeyLen = 512
 	MaxKindLength        = 63
+	MaxUIDLength         = 128
 	MaxMapEntries        = 64
 	MaxMapKeyLength      = 253
 	MaxLabelsSize        = 16 << 10
@@ -113,6 +114,9 @@ func validateTarget(t *signals.TargetReference, p *field.Path) field.ErrorList {
 		for _, msg := range objectNameRule(t.APIVersion)(t.Name, false) {
 			errs = append(errs, field.Invalid(p.Child("name"), t.Name, msg))
 		}
+	}
+	if len(t.UID) > MaxUIDLength {
+		errs = append(errs, field.TooLong(p.Child("uid"), "", MaxUIDLength))
 	}
 	return errs
 }

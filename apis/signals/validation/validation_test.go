@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
@@ -71,6 +72,12 @@ func TestValidateSignal(t *testing.T) {
 			s.Spec.Target = signals.TargetReference{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole", Name: "system:node"}
 		}},
 		{name: "plural resource name with a dash", mutate: func(s *signals.Signal) { s.Spec.Target.Kind = "foo-bars" }},
+		{name: "target uid", mutate: func(s *signals.Signal) { s.Spec.Target.UID = "5f1c9b3e-2d4a-4c7e-9a1b-0e8f7d6c5b4a" }},
+		{
+			name:   "target uid too long",
+			mutate: func(s *signals.Signal) { s.Spec.Target.UID = types.UID(strings.Repeat("u", MaxUIDLength+1)) },
+			want:   []string{"spec.target.uid: Too long"},
+		},
 		{
 			name:   "fingerprint too long",
 			mutate: func(s *signals.Signal) { s.Spec.Fingerprint = strings.Repeat("f", MaxFingerprintLength+1) },

@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
@@ -97,7 +98,7 @@ func (denyKubeSystem) Authorize(_ context.Context, a authorizer.Attributes) (aut
 // every other target is its own top-level controller.
 type lookupFails struct{}
 
-func (lookupFails) Resolve(_ context.Context, target remediationv1alpha1.ResourceReference) owner.Result {
+func (lookupFails) Resolve(_ context.Context, target remediationv1alpha1.ResourceReference, _ types.UID) owner.Result {
 	if target.Name == "lookup-fails" {
 		return owner.Result{Target: target, FallbackReason: owner.ReasonLookupFailed, Message: "etcd is slow"}
 	}

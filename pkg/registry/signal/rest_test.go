@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 
 	remediationv1alpha1 "github.com/signal-apiserver/signal-apiserver/apis/remediation/v1alpha1"
 	"github.com/signal-apiserver/signal-apiserver/apis/signals"
@@ -276,11 +278,55 @@ func TestKeyedSignalIsNotCountedOnAFallback(t *testing.T) {
 type stubOwners struct {
 	result owner.Result
 	calls  int
+	uid    types.UID // the UID of the last call
 }
 
-func (s *stubOwners) Resolve(context.Context, remediationv1alpha1.ResourceReference) owner.Result {
+func (s *stubOwners) Resolve(_ context.Context, _ remediationv1alpha1.ResourceReference, uid types.UID) owner.Result {
 	s.calls++
+	s.uid = uid
 	return s.result
+}
+
+// A target's UID goes to the resolver and not into the fingerprint; a
+// target the resolver finds recreated is the sender's 422 on
+// spec.target.uid, and nothing is submitted.
+func TestCreateTargetUID(t *testing.T) {
+	pod := remediationv1alpha1.ResourceReference{APIVersion: "v1", Kind: "Pod", Namespace: "shop", Name: "db-0"}
+	statefulSet := remediationv1alpha1.ResourceReference{APIVersion: "apps/v1", Kind: "StatefulSet", Namespace: "shop", Name: "db"}
+	onPod := func(uid types.UID) func(*signals.SignalSpec) {
+		return func(s *signals.SignalSpec) {
+			s.Target = signals.TargetReference{APIVersion: pod.APIVersion, Kind: pod.Kind, Namespace: pod.Namespace, Name: pod.Name, UID: uid}
+		}
+	}
+
+	d, owners := &recorder{}, &stubOwners{result: owner.Result{Target: statefulSet}}
+	storage := newREST(d, options{ClusterID: "eu-1", Owners: owners})
+	for _, uid := range []types.UID{"", "new-uid"} {
+		if _, err := storage.Create(context.Background(), signal(onPod(uid)), nil, &metav1.CreateOptions{}); err != nil {
+			t.Fatalf("uid %q: %v", uid, err)
+		}
+		if owners.uid != uid {
+			t.Errorf("resolver given UID %q, want %q", owners.uid, uid)
+		}
+	}
+	if fp := fingerprint.ForObject("eu-1", statefulSet); d.got[0].Fingerprint != fp || d.got[1].Fingerprint != fp {
+		t.Errorf("fingerprints %s and %s, want %s for both: the UID is not part of it", d.got[0].Fingerprint, d.got[1].Fingerprint, fp)
+	}
+
+	d, owners = &recorder{}, &stubOwners{result: owner.Result{Target: pod, Err: &owner.TargetUIDMismatchError{Target: pod, UID: "old-uid", LiveUID: "new-uid"}}}
+	storage = newREST(d, options{ClusterID: "eu-1", Owners: owners})
+	_, err := storage.Create(context.Background(), signal(onPod("old-uid")), nil, &metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) {
+		t.Fatalf("recreated target: %v, want 422", err)
+	}
+	causes := err.(apierrors.APIStatus).Status().Details.Causes
+	want := "Pod shop/db-0 has UID new-uid, not old-uid: the object the signal is about was deleted and its name reused"
+	if len(causes) != 1 || causes[0].Field != "spec.target.uid" || !strings.Contains(causes[0].Message, want) {
+		t.Errorf("causes %+v, want one on spec.target.uid saying %q", causes, want)
+	}
+	if len(d.got) != 0 {
+		t.Errorf("submitted %d signals, want 0", len(d.got))
+	}
 }
 
 func TestCreateResolvesOwners(t *testing.T) {
