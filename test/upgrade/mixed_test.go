@@ -2,6 +2,7 @@ package upgrade
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -34,7 +35,7 @@ func previousBinary() string {
 	start := time.Now()
 	out, err := exec.Command(filepath.Join(repoRoot, "hack", "build-previous-release.sh")).Output()
 	var stderr string
-	if exitErr, ok := err.(*exec.ExitError); ok {
+	if exitErr := (*exec.ExitError)(nil); errors.As(err, &exitErr) {
 		stderr = string(exitErr.Stderr)
 	}
 	ExpectWithOffset(1, err).NotTo(HaveOccurred(), stderr)
