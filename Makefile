@@ -12,6 +12,7 @@ CONTROL_PLANE  := $(BIN_DIR)/control-plane/kube-$(KUBE_VERSION)-etcd-$(ETCD_VERS
 ALERTMANAGER_VERSION ?= v0.35.0
 ALERTMANAGER   := $(BIN_DIR)/alertmanager-$(ALERTMANAGER_VERSION)/alertmanager
 CLUSTER_COMPONENTS := $(BIN_DIR)/cluster/kube-$(KUBE_VERSION)
+PREVIOUS_SERVER_BINARY := $(BIN_DIR)/signal-apiserver-$(shell cut -c1-7 test/upgrade/PREVIOUS_RELEASE)
 GINKGO_FLAGS   ?=
 BENCH_FLAGS    ?=
 
@@ -53,6 +54,10 @@ build: ## Build bin/signal-apiserver and bin/signal-event-source.
 control-plane: ## Build kube-apiserver, kubectl and etcd from Go modules once, into bin/control-plane/.
 	hack/build-control-plane.sh >/dev/null
 
+.PHONY: previous-release
+previous-release: ## Build the previous release's signal-apiserver (the commit in test/upgrade/PREVIOUS_RELEASE) once, into bin/signal-apiserver-<commit>, for test/upgrade.
+	hack/build-previous-release.sh >/dev/null
+
 .PHONY: alertmanager
 alertmanager: ## Build Alertmanager for the integration tests from its Go module once, into bin/alertmanager-<version>/.
 	hack/build-alertmanager.sh >/dev/null
@@ -79,9 +84,9 @@ test-unit: ## Run the unit tests (apis, pkg, cmd) with the race detector.
 	go test -race ./apis/... ./pkg/... ./cmd/... -count=1
 
 .PHONY: test-integration
-test-integration: build control-plane alertmanager ## Run the integration, reliability and upgrade suites against a real kube-apiserver, etcd and Alertmanager (GINKGO_FLAGS="--ginkgo.focus=..." runs some).
+test-integration: build control-plane alertmanager previous-release ## Run the integration, reliability and upgrade suites against a real kube-apiserver, etcd and Alertmanager (GINKGO_FLAGS="--ginkgo.focus=..." runs some).
 	KUBEBUILDER_ASSETS="$(CONTROL_PLANE)" SIGNAL_APISERVER_BINARY="$(SERVER_BINARY)" ALERTMANAGER_BINARY="$(ALERTMANAGER)" \
-		SIGNAL_EVENT_SOURCE_BINARY="$(EVENT_SOURCE_BINARY)" go test $$(go list ./test/... | grep -v /test/e2e) -count=1 -timeout 30m $(if $(GINKGO_FLAGS),-args $(GINKGO_FLAGS))
+		SIGNAL_EVENT_SOURCE_BINARY="$(EVENT_SOURCE_BINARY)" SIGNAL_APISERVER_PREVIOUS_BINARY="$(PREVIOUS_SERVER_BINARY)" go test $$(go list ./test/... | grep -v /test/e2e) -count=1 -timeout 30m $(if $(GINKGO_FLAGS),-args $(GINKGO_FLAGS))
 
 .PHONY: e2e
 e2e: control-plane cluster-components alertmanager cluster-deps ## Bring up the single-node cluster, install from the images, run the e2e suite (test/e2e) and tear it all down.

@@ -43,6 +43,7 @@ type Server struct {
 	// LogPath is the file its stdout and stderr go to.
 	LogPath string
 
+	binary    string
 	extraArgs []string
 	cmd       *exec.Cmd
 	log       *os.File
@@ -76,19 +77,42 @@ func (c *ControlPlane) StartServerNoWait(name string, extraArgs ...string) (*Ser
 	if err != nil {
 		return nil, err
 	}
-	return c.startServer(name, port, extraArgs)
+	return c.startServer(c.opts.ServerBinary, name, port, extraArgs)
 }
 
-func (c *ControlPlane) startServer(name string, port int, extraArgs []string) (*Server, error) {
-	if c.opts.ServerBinary == "" {
+// StartServerFrom starts a replica like StartServer, from binary instead of
+// Options.ServerBinary: another release's signal-apiserver, for an upgrade
+// with both running. It is given the same flags, which that release must
+// know.
+func (c *ControlPlane) StartServerFrom(ctx context.Context, binary, name string, extraArgs ...string) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	if binary, err = filepath.Abs(binary); err != nil {
+		return nil, err
+	}
+	s, err := c.startServer(binary, name, port, extraArgs)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.waitForReady(ctx, s); err != nil {
+		return nil, errors.Join(err, s.Kill())
+	}
+	return s, nil
+}
+
+func (c *ControlPlane) startServer(binary, name string, port int, extraArgs []string) (*Server, error) {
+	if binary == "" {
 		return nil, errors.New("controlplane: Options.ServerBinary is not set")
 	}
-	if _, err := os.Stat(c.opts.ServerBinary); err != nil {
+	if _, err := os.Stat(binary); err != nil {
 		return nil, fmt.Errorf("controlplane: signal-apiserver binary: %w (build it: go build -o bin/signal-apiserver ./cmd/signal-apiserver)", err)
 	}
 	s := &Server{
 		Name:      name,
 		Port:      port,
+		binary:    binary,
 		CABundle:  c.pki.servingCA.certPEM,
 		LogPath:   filepath.Join(c.opts.StateDir, name+".log"),
 		extraArgs: extraArgs,
@@ -116,7 +140,7 @@ func (c *ControlPlane) startServer(name string, port int, extraArgs []string) (*
 		"--cluster-scoped-namespace="+ServerNamespace,
 		"--v=2",
 	)
-	s.cmd = exec.Command(c.opts.ServerBinary, append(args, extraArgs...)...)
+	s.cmd = exec.Command(binary, append(args, extraArgs...)...)
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log
 	// Its own process group: a Ctrl-C in the terminal reaches only the
@@ -153,7 +177,7 @@ func (c *ControlPlane) RestartServer(ctx context.Context, s *Server) (*Server, e
 	default:
 		return nil, fmt.Errorf("controlplane: %s is still running", s.Name)
 	}
-	restarted, err := c.startServer(s.Name, s.Port, s.extraArgs)
+	restarted, err := c.startServer(s.binary, s.Name, s.Port, s.extraArgs)
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,9 @@ const namespace = "upgrade"
 var (
 	cp       *controlplane.ControlPlane
 	repoRoot string
+	binDir   string
+	// serverBinary is this version's signal-apiserver.
+	serverBinary string
 )
 
 func TestUpgrade(t *testing.T) {
@@ -45,9 +48,9 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	var err error
 	repoRoot, err = controlplane.FindRepoRoot()
 	Expect(err).NotTo(HaveOccurred())
-	binDir, err := controlplane.FindBinDir(repoRoot)
+	binDir, err = controlplane.FindBinDir(repoRoot)
 	Expect(err).NotTo(HaveOccurred())
-	serverBinary := os.Getenv("SIGNAL_APISERVER_BINARY")
+	serverBinary = os.Getenv("SIGNAL_APISERVER_BINARY")
 	if serverBinary == "" {
 		serverBinary, err = gexec.Build("github.com/signal-apiserver/signal-apiserver/cmd/signal-apiserver")
 		Expect(err).NotTo(HaveOccurred())
