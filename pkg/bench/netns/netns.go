@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 )
@@ -29,8 +28,15 @@ const Interface = "bench0"
 // reserves for benchmarks, so no network of the machine uses it.
 var Address = net.IPv4(198, 18, 0, 1).To4()
 
-// envInside marks the re-executed process.
-const envInside = "SIGNAL_BENCH_NETNS"
+// envInside marks the re-executed process; envParent tells it the network
+// namespace Reexec ran in (nsPath's link there), which its own must not be.
+const (
+	envInside = "SIGNAL_BENCH_NETNS"
+	envParent = "SIGNAL_BENCH_PARENT_NETNS"
+)
+
+// nsPath names this process's network namespace.
+const nsPath = "/proc/self/ns/net"
 
 // Inside reports whether this process is the one Reexec started.
 func Inside() bool { return os.Getenv(envInside) == Interface }
@@ -91,8 +97,12 @@ func command(args []string) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
+	parent, err := os.Readlink(nsPath)
+	if err != nil {
+		return nil, err
+	}
 	cmd := exec.Command("unshare", append([]string{"--net", "--", self}, args...)...)
-	cmd.Env = append(os.Environ(), envInside+"="+Interface)
+	cmd.Env = append(os.Environ(), envInside+"="+Interface, envParent+"="+parent)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	return cmd, nil
 }
@@ -118,41 +128,39 @@ func Setup() error {
 	return Check(Address)
 }
 
-// Check returns nil if ip is Address and this process's network namespace
-// is the one Setup makes: lo and Interface only, with no IPv4 address but
-// loopback ones and Address. Anything else means the process shares a
-// network with more than the benchmark, where ip must not be served or
-// sent to.
+// Check returns nil if ip is Address and this process is in the network
+// namespace Reexec made for it: marked by Reexec, in another namespace
+// than the one Reexec ran in, and with Address on Interface. A namespace
+// made by `unshare --net` starts with nothing but its own loopback, so
+// nothing there reaches the machine's interfaces. Anything else means the
+// process shares a network with more than the benchmark, where ip must not
+// be served or sent to. It reads no interface but Interface.
 func Check(ip net.IP) error {
 	if !ip.Equal(Address) {
 		return fmt.Errorf("netns: %v is not the namespace's address %v", ip, Address)
 	}
-	interfaces, err := net.Interfaces()
+	if !Inside() {
+		return errors.New("netns: not in the benchmark's own network namespace: not started by Reexec")
+	}
+	own, err := os.Readlink(nsPath)
 	if err != nil {
-		return err
+		return fmt.Errorf("netns: %w", err)
 	}
-	var names []string
-	found := false
-	for _, iface := range interfaces {
-		names = append(names, iface.Name)
-		addrs, err := iface.Addrs()
-		if err != nil {
-			return err
-		}
-		for _, a := range addrs {
-			ipNet, ok := a.(*net.IPNet)
-			if !ok || ipNet.IP.To4() == nil || ipNet.IP.IsLoopback() {
-				continue
-			}
-			if iface.Name != Interface || !ipNet.IP.Equal(Address) {
-				return fmt.Errorf("netns: not in the benchmark's own network namespace: %s has %v", iface.Name, ipNet.IP)
-			}
-			found = true
+	if parent := os.Getenv(envParent); parent == "" || parent == own {
+		return fmt.Errorf("netns: not in the benchmark's own network namespace: %s is %s, as where Reexec ran (%q)", nsPath, own, parent)
+	}
+	iface, err := net.InterfaceByName(Interface)
+	if err != nil {
+		return fmt.Errorf("netns: %s: %w", Interface, err)
+	}
+	addrs, err := iface.Addrs()
+	if err != nil {
+		return fmt.Errorf("netns: %s: %w", Interface, err)
+	}
+	for _, a := range addrs {
+		if ipNet, ok := a.(*net.IPNet); ok && ipNet.IP.Equal(Address) {
+			return nil
 		}
 	}
-	slices.Sort(names)
-	if !slices.Equal(names, []string{Interface, "lo"}) || !found {
-		return fmt.Errorf("netns: not in the benchmark's own network namespace: interfaces %v, want lo and %s with %v", names, Interface, Address)
-	}
-	return nil
+	return fmt.Errorf("netns: %s has %v, not %v", Interface, addrs, Address)
 }
